@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make serve` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 50051
+
+.PHONY: serve test venv proto model clean
+
+$(BIN)/attribid: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+venv: $(BIN)/attribid
+
+# Serving needs no PyTorch and no stub generator: the stubs are committed
+# (and a test checks that they match the .proto).
+serve: $(BIN)/attribid
+	$(BIN)/attribid serve --address $(HOST):$(PORT)
+
+$(VENV)/.dev: $(BIN)/attribid
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q 'torch==2.13.0'
+	touch $@
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+proto: $(VENV)/.dev
+	$(BIN)/python -m attribid.protogen
+
+model: $(VENV)/.dev
+	$(BIN)/attribid train-shipped
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Numba kernels: featurization, attribution, allocation and bidding."""

@@ -1,0 +1,1 @@
+"""The attribution network and the batch commands: simulate, train, attribute, evaluate."""

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for attribid.v1 (python -m attribid.protogen)."""
