@@ -1,0 +1,253 @@
+"""A small client for platform teams: plain Python data in, typed results out.
+
+    from attribid.client import Client
+
+    with Client("127.0.0.1:50051", timeout=0.05) as client:
+        result = client.score(
+            [{"channel": "search", "timestamp": 1764300000, "interaction": "click"},
+             {"channel": "email", "timestamp": 1764303600, "interaction": "impression"}],
+            impression={"channel": "display", "floor_price": 0.1})
+        print(result.conversion_probability, result.credit, result.bid)
+
+Retries: only what is safe. Score is retried on UNAVAILABLE (nothing was
+scored) within the same overall deadline; ReportOutcomes also on
+DEADLINE_EXCEEDED, since its batch id makes a repeat harmless. Nothing is
+retried on INVALID_ARGUMENT, RESOURCE_EXHAUSTED or other refusals.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from attribid.v1 import attribution_pb2 as pb
+from attribid.v1 import attribution_pb2_grpc as pb_grpc
+
+_INTERACTIONS = {"impression": pb.INTERACTION_IMPRESSION, "click": pb.INTERACTION_CLICK}
+_DEVICES = {"": pb.DEVICE_UNSPECIFIED, "unknown": pb.DEVICE_UNSPECIFIED, "desktop": pb.DEVICE_DESKTOP,
+            "mobile": pb.DEVICE_MOBILE, "tablet": pb.DEVICE_TABLET}
+_SCORE_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE})
+_REPORT_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    request_id: str
+    conversion_probability: float
+    credit: dict[str, float]
+    bid: dict[str, float]
+    impression_bid: float
+    model_version: str
+    fallback: bool
+    fallback_reason: str
+    truncated: bool
+    touchpoints_used: int
+
+    @classmethod
+    def from_message(cls, msg: pb.ScoreResponse) -> "ScoreResult":
+        return cls(msg.request_id, msg.conversion_probability, dict(msg.credit), dict(msg.bid),
+                   msg.impression_bid, msg.model_version, msg.fallback, msg.fallback_reason,
+                   msg.truncated, msg.touchpoints_used)
+
+
+def _epoch_ms(value: Any) -> int:
+    """Epoch seconds (int/float), a datetime, or an ISO-8601 string -> epoch milliseconds."""
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return int(round(dt.timestamp() * 1000))
+    if isinstance(value, str):
+        return _epoch_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return int(round(float(value) * 1000))
+
+
+def touchpoint(data: Mapping[str, Any]) -> pb.Touchpoint:
+    """One touchpoint from a dict: channel, timestamp (or timestamp_ms), interaction, cost, device."""
+    ts = data["timestamp_ms"] if "timestamp_ms" in data else _epoch_ms(data["timestamp"])
+    interaction = data.get("interaction", "impression")
+    device = data.get("device", "")
+    return pb.Touchpoint(
+        channel=data["channel"], timestamp_ms=int(ts),
+        interaction=_INTERACTIONS[interaction] if isinstance(interaction, str) else int(interaction),
+        cost=float(data.get("cost", 0.0)),
+        device=_DEVICES[device] if isinstance(device, str) else int(device),
+    )
+
+
+def score_request(journey: Iterable[Mapping[str, Any]], *, campaign_id: str = "",
+                  impression: Mapping[str, Any] | None = None, product_category: str = "",
+                  request_id: str | None = None) -> pb.ScoreRequest:
+    """Build a ScoreRequest from plain data (see touchpoint() for the keys)."""
+    imp = impression or {}
+    imp_ts = imp.get("timestamp")
+    return pb.ScoreRequest(
+        request_id=request_id or uuid.uuid4().hex, campaign_id=campaign_id,
+        journey=[touchpoint(t) for t in journey], product_category=product_category,
+        impression=pb.ImpressionContext(
+            channel=imp.get("channel", ""), floor_price=float(imp.get("floor_price", 0.0)),
+            timestamp_ms=_epoch_ms(imp_ts) if imp_ts is not None else 0),
+    )
+
+
+def outcomes_request(campaign_id: str, batch_id: str,
+                     outcomes: Mapping[str, Mapping[str, float]]) -> pb.ReportOutcomesRequest:
+    """``outcomes``: channel -> {"spend", "conversions", "revenue", "impressions"}."""
+    return pb.ReportOutcomesRequest(
+        batch_id=batch_id, campaign_id=campaign_id,
+        outcomes=[pb.ChannelOutcome(channel=ch, **{k: float(v) for k, v in row.items()})
+                  for ch, row in outcomes.items()])
+
+
+class Client:
+    """Blocking client. ``timeout`` is each call's overall deadline in seconds."""
+
+    def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float = 0.1,
+                 retries: int = 2, backoff: float = 0.002,
+                 options: Sequence[tuple[str, Any]] = ()) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._channel = grpc.insecure_channel(address, options=list(options))
+        self._stub = pb_grpc.AttributionStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def _call(self, method: Any, request: Any, timeout: float | None, retry_on: frozenset) -> Any:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return method(request, timeout=max(left, 1e-4))
+            except grpc.RpcError as exc:
+                attempt += 1
+                pause = self.backoff * 2 ** (attempt - 1)
+                if (exc.code() not in retry_on or attempt > self.retries
+                        or time.monotonic() + pause >= deadline):
+                    raise
+                time.sleep(pause)
+
+    def score(self, journey: Iterable[Mapping[str, Any]], *, timeout: float | None = None,
+              **fields: Any) -> ScoreResult:
+        msg = self._call(self._stub.Score, score_request(journey, **fields), timeout, _SCORE_RETRY)
+        return ScoreResult.from_message(msg)
+
+    def score_message(self, request: pb.ScoreRequest, timeout: float | None = None) -> pb.ScoreResponse:
+        return self._call(self._stub.Score, request, timeout, _SCORE_RETRY)
+
+    def report_outcomes(self, campaign_id: str, batch_id: str,
+                        outcomes: Mapping[str, Mapping[str, float]],
+                        timeout: float | None = None) -> pb.ReportOutcomesResponse:
+        return self._call(self._stub.ReportOutcomes, outcomes_request(campaign_id, batch_id, outcomes),
+                          timeout, _REPORT_RETRY)
+
+    def get_allocation(self, campaign_id: str = "", timeout: float | None = None) -> pb.Allocation:
+        return self._call(self._stub.GetAllocation, pb.GetAllocationRequest(campaign_id=campaign_id),
+                          timeout, _SCORE_RETRY)
+
+    def configure_campaign(self, request: pb.ConfigureCampaignRequest,
+                           timeout: float | None = None) -> pb.Allocation:
+        return self._call(self._stub.ConfigureCampaign, request, timeout, frozenset())
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server reports SERVING (TimeoutError after ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.02)
+        raise TimeoutError(f"server not SERVING after {timeout} s")
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """asyncio client with the same methods as Client, awaited."""
+
+    def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float = 0.1,
+                 retries: int = 2, backoff: float = 0.002,
+                 options: Sequence[tuple[str, Any]] = ()) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._channel = grpc.aio.insecure_channel(address, options=list(options))
+        self._stub = pb_grpc.AttributionStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def _call(self, method: Any, request: Any, timeout: float | None, retry_on: frozenset) -> Any:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return await method(request, timeout=max(left, 1e-4))
+            except grpc.aio.AioRpcError as exc:
+                attempt += 1
+                pause = self.backoff * 2 ** (attempt - 1)
+                if (exc.code() not in retry_on or attempt > self.retries
+                        or time.monotonic() + pause >= deadline):
+                    raise
+                await asyncio.sleep(pause)
+
+    async def score(self, journey: Iterable[Mapping[str, Any]], *, timeout: float | None = None,
+                    **fields: Any) -> ScoreResult:
+        msg = await self._call(self._stub.Score, score_request(journey, **fields), timeout, _SCORE_RETRY)
+        return ScoreResult.from_message(msg)
+
+    async def score_message(self, request: pb.ScoreRequest,
+                            timeout: float | None = None) -> pb.ScoreResponse:
+        return await self._call(self._stub.Score, request, timeout, _SCORE_RETRY)
+
+    def score_stream(self, requests: Any, timeout: float | None = None) -> Any:
+        """Bidirectional stream: ``async for reply in client.score_stream(iterable)``."""
+        return self._stub.ScoreStream(requests, timeout=timeout)
+
+    async def report_outcomes(self, campaign_id: str, batch_id: str,
+                              outcomes: Mapping[str, Mapping[str, float]],
+                              timeout: float | None = None) -> pb.ReportOutcomesResponse:
+        return await self._call(self._stub.ReportOutcomes,
+                                outcomes_request(campaign_id, batch_id, outcomes), timeout, _REPORT_RETRY)
+
+    async def get_allocation(self, campaign_id: str = "", timeout: float | None = None) -> pb.Allocation:
+        return await self._call(self._stub.GetAllocation,
+                                pb.GetAllocationRequest(campaign_id=campaign_id), timeout, _SCORE_RETRY)
+
+    async def configure_campaign(self, request: pb.ConfigureCampaignRequest,
+                                 timeout: float | None = None) -> pb.Allocation:
+        return await self._call(self._stub.ConfigureCampaign, request, timeout, frozenset())
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"server not SERVING after {timeout} s")
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,88 @@
+"""The Score core: validate -> (batch: featurize -> infer -> attribute) -> bid.
+
+Admission lives here: a call whose deadline leaves no time for the network, or
+that arrives while the queue is full, is answered by the fallback (flagged) or
+refused, never left to time out. No gRPC here: callers pass the time left.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from attribid.batcher import Batcher, Expired, Overloaded
+from attribid.errors import DeadlineExceeded, ResourceExhausted
+from attribid.metrics import Metrics
+from attribid.scoring import Bidder, Scored, Scorer
+from attribid.settings import Settings
+from attribid.v1 import attribution_pb2 as pb
+from attribid.validate import RequestValidator
+
+
+class CampaignLookup(Bidder):
+    def allocation(self, campaign_id: str) -> object: ...
+
+
+class ScoringService:
+    def __init__(self, settings: Settings, scorer: Scorer, book: CampaignLookup, metrics: Metrics,
+                 clock: Callable[[], float] = time.monotonic,
+                 wallclock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.book = book
+        self.metrics = metrics
+        self._clock = clock
+        self._wallclock = wallclock
+        self._margin = settings.deadline_margin_ms / 1000.0
+        self.validator = RequestValidator(scorer.channels, settings.max_touchpoints,
+                                          scorer.max_len, settings.future_tolerance_s)
+        self.batcher: Batcher = Batcher(
+            scorer.infer_batch, max_batch=settings.max_batch, max_queue=settings.max_queue,
+            max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch, clock=clock)
+
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.inference.observe(seconds)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
+        """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
+        journey = self.validator.validate(request, self._wallclock())
+        self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
+        expires_at = float("inf")
+        scored: Scored | None = None
+        if time_left is not None:
+            if time_left <= 0:
+                raise DeadlineExceeded("", "deadline passed before scoring started")
+            expires_at = self._clock() + time_left - self._margin
+            if self.batcher.expected_wait() > time_left - self._margin:
+                scored = self.scorer.fallback(journey, "deadline")
+        if scored is None:
+            try:
+                future = self.batcher.submit(journey, expires_at)
+            except Overloaded as exc:
+                if self.settings.shed_with == "reject":
+                    raise ResourceExhausted("", f"server overloaded: {exc}") from None
+                scored = self.scorer.fallback(journey, "overloaded")
+            else:
+                self.metrics.queue_depth.set(self.batcher.depth)
+                try:
+                    scored = await future
+                except Expired:
+                    scored = self.scorer.fallback(journey, "deadline")
+        if scored.fallback:
+            self.metrics.fallbacks.labels(scored.reason).inc()
+        self._bid(scored)
+        return scored
+
+    def _bid(self, scored: Scored) -> None:
+        j = scored.journey
+        bids = np.zeros(self.scorer.n_channels)
+        self.book.bids_into(j.campaign_id, scored.probability, scored.credit, bids)
+        scored.bids = bids
+        if j.impression_channel >= 0:
+            bid = float(bids[j.impression_channel])
+            scored.impression_bid = bid if bid >= j.floor_price and bid > 0 else 0.0

@@ -1,0 +1,151 @@
+"""Every server setting in one frozen dataclass, read once at start.
+
+Flags and environment variables are derived from the fields: field
+``max_batch`` is flag ``--max-batch`` and variable ``ATTRIBID_MAX_BATCH``.
+Precedence: flag, then environment, then the default below.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+ENV_PREFIX = "ATTRIBID_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: host:port to serve on; port 0 picks a free port (logged at start)
+    address: str = "127.0.0.1:50051"
+    #: Prometheus metrics HTTP port on the same host; 0 = a free port, -1 = off
+    metrics_port: int = 9464
+    #: ONNX model file; "" = the shipped model
+    model_path: str = ""
+    #: onnxruntime intra-op threads for one inference
+    intra_op_threads: int = 1
+    #: touchpoints accepted per journey; longer journeys are refused
+    max_touchpoints: int = 512
+    #: touchpoints scored per journey (capped by the model's max_len): the most recent are kept
+    max_journey: int = 64
+    #: largest request or response in bytes; larger gets RESOURCE_EXHAUSTED
+    max_message_bytes: int = 1 << 20
+    #: most journeys in one onnxruntime run
+    max_batch: int = 64
+    #: longest a call waits for others to join its batch, in microseconds; 0 = batch only
+    #: what queued up while the previous batch ran (adds no latency at low load)
+    max_wait_us: int = 0
+    #: calls waiting for inference beyond which new calls are shed
+    max_queue: int = 512
+    #: how shed calls are answered: "fallback" (flagged heuristic) or "reject" (RESOURCE_EXHAUSTED)
+    shed_with: str = "fallback"
+    #: a call whose remaining deadline is below the expected inference time plus this
+    #: margin gets the fallback instead of waiting for the network
+    deadline_margin_ms: float = 0.5
+    #: timestamps this far past the reference time are refused as "in the future"
+    future_tolerance_s: float = 300.0
+    #: seconds in-flight calls get to finish after SIGTERM/SIGINT
+    grace_s: float = 5.0
+    #: server processes sharing the port (SO_REUSEPORT); each gets metrics_port + i
+    workers: int = 1
+    #: seconds between background re-solves of campaign allocations
+    resolve_period_s: float = 5.0
+    #: log level: debug, info, warning, error
+    log_level: str = "info"
+    #: log one line per successful call (off by default: errors are always logged)
+    log_calls: bool = False
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"address: expected host:port, got {self.address!r}")
+        positive = ("intra_op_threads", "max_touchpoints", "max_journey", "max_message_bytes",
+                    "max_batch", "max_queue", "workers")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("max_wait_us", "deadline_margin_ms", "future_tolerance_s", "grace_s",
+                     "resolve_period_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.shed_with not in ("fallback", "reject"):
+            raise ValueError(f"shed_with: 'fallback' or 'reject', got {self.shed_with!r}")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level: debug|info|warning|error, got {self.log_level!r}")
+        if self.metrics_port < -1 or self.metrics_port > 65535:
+            raise ValueError(f"metrics_port: -1..65535, got {self.metrics_port}")
+        if self.workers > 1 and self.address.endswith(":0"):
+            raise ValueError("address: --workers > 1 needs a fixed port to share")
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per Settings field, with the field's comment as its help."""
+    doc = _field_docs()
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{doc.get(f.name, '')} (env {ENV_PREFIX}{f.name.upper()}, default {f.default!r})"
+        if f.type == "bool" or isinstance(f.default, bool):
+            parser.add_argument(flag, dest=f.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, type=type(f.default), help=help_text)
+
+
+def from_sources(args: argparse.Namespace | None = None,
+                 environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags (when given), then environment variables, then defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        flag_value = getattr(args, f.name, None) if args is not None else None
+        if flag_value is not None:
+            values[f.name] = flag_value
+            continue
+        raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        kind = type(f.default)
+        try:
+            values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
+    return Settings(**values)
+
+
+def _field_docs() -> dict[str, str]:
+    """The ``#:`` comment above each field, so help text is written once."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+        elif ":" in stripped and pending and not stripped.startswith(("def", "@", "#")):
+            docs[stripped.split(":", 1)[0]] = " ".join(pending)
+            pending = []
+        else:
+            pending = []
+    return docs

@@ -1,0 +1,93 @@
+"""The batcher with a real processing function (a recorder of batch sizes)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from attribid.batcher import Batcher, Expired, Overloaded
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Recorder:
+    def __init__(self, seconds=0.0):
+        self.sizes: list[int] = []
+        self.seconds = seconds
+        self.thread_names: set[str] = set()
+
+    def __call__(self, items):
+        self.sizes.append(len(items))
+        self.thread_names.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return [x * 2 for x in items]
+
+
+def test_alone_runs_alone_and_concurrent_calls_share_batches():
+    async def main():
+        rec = Recorder(seconds=0.01)
+        b = Batcher(rec, max_batch=8, max_queue=100)
+        b.start()
+        assert await b.submit(1) == 2
+        results = await asyncio.gather(*(b.submit(i) for i in range(20)))
+        await b.close(1.0)
+        return rec, results
+
+    rec, results = run(main())
+    assert results == [i * 2 for i in range(20)]
+    assert rec.sizes[0] == 1
+    assert max(rec.sizes) == 8 and len(rec.sizes) < 21  # later calls joined batches
+    assert all(name.startswith("attribid-inference") for name in rec.thread_names)
+
+
+def test_full_queue_raises_overloaded():
+    async def main():
+        b = Batcher(Recorder(seconds=0.05), max_batch=1, max_queue=3)
+        b.start()
+        futures = [b.submit(i) for i in range(3)]
+        with pytest.raises(Overloaded):
+            b.submit(99)
+        await asyncio.gather(*futures)
+        await b.close(1.0)
+
+    run(main())
+
+
+def test_calls_that_cannot_make_their_deadline_expire():
+    async def main():
+        rec = Recorder(seconds=0.05)
+        b = Batcher(rec, max_batch=1, max_queue=10)
+        b.start()
+        first = b.submit(1)
+        late = b.submit(2, expires_at=time.monotonic() + 0.01)
+        assert await first == 2
+        with pytest.raises(Expired):
+            await late
+        await b.close(1.0)
+        return rec
+
+    assert run(main()).sizes == [1]
+
+
+def test_a_failing_run_fails_its_calls_and_the_batcher_goes_on():
+    calls = []
+
+    def process(items):
+        calls.append(items)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return items
+
+    async def main():
+        b = Batcher(process, max_batch=4, max_queue=10)
+        b.start()
+        with pytest.raises(RuntimeError):
+            await b.submit(1)
+        assert await b.submit(5) == 5
+        await b.close(1.0)
+
+    run(main())
