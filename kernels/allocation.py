@@ -160,7 +160,10 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
         Z = np.zeros(n)
         _solve_budget(budget, 1.0, lo, hi, Kv, Z, ck, cp, mk, mp, x)
         solves += 1
-        if _cpa_residual(x, max_cpa, ck, cp) > 1e-9 * scale:
+        # Unreachable: violated even at the least-CPA point, or met only by spending nothing
+        # beyond the minimums (every channel's best CPA is above the ceiling).
+        idle = x.sum() - lo.sum() <= 1e-9 * scale and budget - lo.sum() > 1e-9 * scale
+        if _cpa_residual(x, max_cpa, ck, cp) > 1e-9 * scale or idle:
             stats[0] = INFEASIBLE_CPA
             stats[7] = _cpa_residual(x, max_cpa, ck, cp)
             return

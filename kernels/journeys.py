@@ -68,3 +68,30 @@ class Journeys:
             converted=self.converted[index], conversion_time=self.conversion_time[index],
             value=self.value[index], channels=self.channels,
         )
+
+    def reference_times(self, seed: int = 0) -> np.ndarray:
+        """The time to score each journey at: float64 [J], epoch seconds.
+
+        A converter's conversion time. A non-converter has no such moment, so its
+        observation ends after its last touch by a delay drawn (seeded) from the
+        converters' delays between last touch and conversion: the reference then
+        has the same distribution in both groups and does not reveal the outcome.
+        With no converter the delay is 0.
+
+        >>> j = Journeys(np.array(["a", "b"], dtype=object), np.array([0, 1, 2]),
+        ...     np.zeros(2, np.int32), np.array([0.0, 50.0]), np.ones(2, np.int8),
+        ...     np.zeros(2), np.zeros(2, np.int8), np.zeros(2, np.int32),
+        ...     np.array([True, False]), np.array([30.0, np.nan]), np.zeros(2), ("search",))
+        >>> j.reference_times().tolist()
+        [30.0, 80.0]
+        """
+        last = np.full(self.n_journeys, np.nan)
+        has = self.lengths() > 0
+        last[has] = self.timestamp[self.offsets[1:][has] - 1]
+        delays = (self.conversion_time - last)[self.converted & has]
+        out = np.where(self.converted, self.conversion_time, last)
+        todo = ~self.converted & has
+        if delays.size:
+            rng = np.random.default_rng(seed)
+            out[todo] = last[todo] + rng.choice(delays, size=int(todo.sum()))
+        return out

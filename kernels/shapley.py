@@ -164,3 +164,27 @@ def set_shapley(masks: np.ndarray, value: np.ndarray, n_channels: int) -> np.nda
     out = np.zeros((masks.shape[0], n_channels))
     _set_shapley_many(masks, n_channels, value, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _subset_sums(x):
+    # zeta transform over bitmasks: after pass b, x[m] sums all m' that differ in bits <= b
+    bit = 1
+    while bit < x.shape[0]:
+        for m in range(x.shape[0]):
+            if m & bit:
+                x[m] += x[m ^ bit]
+        bit <<= 1
+
+
+def subset_sums(values: np.ndarray) -> np.ndarray:
+    """``out[S] = sum of values[T] over every T that is a subset of S`` (bitmask index).
+
+    >>> subset_sums(np.array([1.0, 2.0, 3.0, 4.0])).tolist()
+    [1.0, 3.0, 4.0, 10.0]
+    """
+    out = np.array(values, dtype=np.float64)
+    if out.ndim != 1 or out.shape[0] & (out.shape[0] - 1) or out.shape[0] == 0:
+        raise ValueError("values must be 1-D with a power-of-two length")
+    _subset_sums(out)
+    return out

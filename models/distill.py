@@ -27,7 +27,8 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def subset_values(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_MAX_LEN,
-                  batch_rows: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  batch_rows: int = 4096, ref_time: np.ndarray | None = None,
+                  empty_value: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model value of every channel subset of every journey.
 
     Returns (starts int64 [J + 1], present bool [J, C], values float64 [sum 2**k]):
@@ -37,7 +38,7 @@ def subset_values(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_M
     >>> # starts, present, v = subset_values(js, predict); v[starts[j]] is the empty set's value
     """
     journeys = truncate(journeys, max_len)
-    ref = reference_times(journeys)
+    ref = reference_times(journeys) if ref_time is None else np.asarray(ref_time, np.float64)
     present = present_channels(journeys, max_len)
     k = present.sum(axis=1).astype(np.int64)
     starts = np.zeros(journeys.n_journeys + 1, dtype=np.int64)
@@ -55,6 +56,8 @@ def subset_values(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_M
         part = copies.subset(idx)
         features, mask = featurize_journeys(part, max_len, ref_time=copy_ref[idx])
         values[idx] = predict(features, mask)
+    if empty_value is not None:
+        values[starts[:-1]] = empty_value
     return starts, present, values
 
 
@@ -105,13 +108,15 @@ def credit_shares(phi: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.
     return shares, defined
 
 
-def network_shapley(journeys: Journeys, predict: Predict,
-                    max_len: int = DEFAULT_MAX_LEN) -> tuple[np.ndarray, np.ndarray]:
+def network_shapley(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_MAX_LEN,
+                    ref_time: np.ndarray | None = None,
+                    empty_value: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact channel Shapley values [J, C] of ``predict`` and presence [J, C], by brute force.
 
     >>> # phi, present = network_shapley(journeys, predict)
     """
-    starts, present, values = subset_values(journeys, predict, max_len)
+    starts, present, values = subset_values(journeys, predict, max_len, ref_time=ref_time,
+                                            empty_value=empty_value)
     return shapley_from_values(starts, present, values), present
 
 

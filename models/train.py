@@ -94,10 +94,12 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
     targets = None
     if config.distill_epochs and distill_idx.size:
         t0 = time.monotonic()
-        targets = _teacher_targets(net, journeys.subset(distill_idx), config.max_len)
+        targets = _teacher_targets(net, journeys, distill_idx, config.max_len)
         log(f"teacher Shapley on {distill_idx.size} journeys: {time.monotonic() - t0:.0f} s")
     for epoch in range(config.distill_epochs if targets is not None else 0):
-        loss = _run_epoch(net, opt, journeys, ref, labels, distill_idx, targets, config, rng)
+        # All training journeys keep the conversion loss (so its base rate stays right);
+        # the distilled ones add the credit loss.
+        loss = _run_epoch(net, opt, journeys, ref, labels, train, targets, config, rng)
         log(f"credit epoch {epoch + 1}/{config.distill_epochs}: loss {loss:.4f}")
 
     net.eval()
@@ -189,7 +191,7 @@ def _run_epoch(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journe
         logit, scores, present, _ = net.heads(f_t, m_t)
         loss = bce(logit, torch.from_numpy(labels[idx]))
         if targets is not None:
-            shares, defined = targets[0][batch], targets[1][batch]
+            shares, defined = targets[0][idx], targets[1][idx]
             if defined.any():
                 credit = normalise_credit(scores, present)[torch.from_numpy(defined)]
                 tv = 0.5 * (credit - torch.from_numpy(shares[defined]).float()).abs().sum(dim=1)
@@ -198,17 +200,22 @@ def _run_epoch(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journe
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        total += float(loss) * idx.size
+        total += float(loss.detach()) * idx.size
         count += idx.size
     return total / max(count, 1)
 
 
-def _teacher_targets(net: AttributionNet, journeys: Journeys,
+def _teacher_targets(net: AttributionNet, journeys: Journeys, index: np.ndarray,
                      max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positive-Shapley shares [J, C] of the network as it is now, and which rows are defined."""
+    """Positive-Shapley shares [J, C] of the network as it is now at ``index`` (other rows
+    undefined), and which rows are defined."""
     net.eval()
-    starts, present, values = subset_values(journeys, torch_predict(net), max_len)
-    return credit_shares(shapley_from_values(starts, present, values), present)
+    starts, present, values = subset_values(journeys.subset(index), torch_predict(net), max_len)
+    part, ok = credit_shares(shapley_from_values(starts, present, values), present)
+    shares = np.zeros((journeys.n_journeys, present.shape[1]))
+    defined = np.zeros(journeys.n_journeys, dtype=bool)
+    shares[index], defined[index] = part, ok
+    return shares, defined
 
 
 def _distill_sample(journeys: Journeys, train: np.ndarray, cap: int,

@@ -34,7 +34,8 @@ class ServerProcess:
                "--metrics-port", "0", *self.flags]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if not self._listening.wait(timeout):
             self.kill()
             raise RuntimeError(f"server did not start: {self.lines[-5:]}")
@@ -52,6 +53,7 @@ class ServerProcess:
                 self.port = line["port"]
                 self.metrics_port = line["metrics_port"]
                 self._listening.set()
+        self.proc.stderr.close()
 
     def events(self, name: str) -> list[dict]:
         return [line for line in self.lines if line.get("event") == name]
@@ -62,12 +64,15 @@ class ServerProcess:
 
     def wait(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+            self._reader.join(5)
 
     def __enter__(self) -> "ServerProcess":
         return self.start()
@@ -76,7 +81,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.signal(signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
 

@@ -1,0 +1,190 @@
+"""The benchmark: attribid Score against its floors and a peer, in one run on this machine.
+
+    .venv/bin/python -m loadtest.bench            # ~8 min; writes docs/performance.md + .png
+
+Every server is pinned to ``--server-cores`` and the load generator
+(``loadtest.driver``: one process, one uvloop event loop, pre-serialized
+requests) to ``--client-cores``. Journeys have 32 touchpoints. Raw results go to
+``runs/bench/results.json``; ``--render-only`` rebuilds the docs from them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from loadtest import report
+from loadtest.driver import write_requests
+from loadtest.floors import floor_a, shipped_model
+from loadtest.journeys import generate, score_requests
+from loadtest.peer import launch
+from loadtest.targets import Target, attribid_server, echo_server, peer_server
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = (1, 8, 32, 128)
+#: open-loop arrival rates as fractions of the closed-loop saturation throughput
+RATE_FRACTIONS = (0.25, 0.5, 0.7, 0.9, 1.0, 1.2, 2.0)
+#: per-call deadline in open loop: a bidder's budget for the whole answer
+OPEN_DEADLINE_S = 0.1
+
+
+def prepare(out: Path, steps: int, n: int, seed: int) -> dict[str, Any]:
+    """Write the request files every target is driven with; return their sizes."""
+    journeys = generate(n, seed=seed, length=steps)
+    reqs = [r.SerializeToString() for r in score_requests(journeys, seed=seed)]
+    write_requests(out / "score.bin", reqs)
+    cols = {name: getattr(journeys, name).reshape(n, steps)
+            for name in ("channel", "timestamp", "interaction", "cost", "device")}
+    np.savez(out / "journeys.npz", category=journeys.category, **cols)
+    info: dict[str, Any] = {"journeys": n, "steps": steps,
+                            "score_request_bytes": float(np.mean([len(r) for r in reqs]))}
+    if launch.peer_available():
+        subprocess.run([str(launch.PEER_VENV / "bin" / "python"), "-m",
+                        "loadtest.peer.make_requests", str(out / "journeys.npz"),
+                        str(out / "peer.bin")], check=True, cwd=ROOT)
+        from loadtest.driver import read_requests
+        info["peer_request_bytes"] = float(np.mean([len(r) for r in read_requests(out / "peer.bin")]))
+    return info
+
+
+def measure(target: Target, requests: Path, client_cores: str | None, *, closed: int = 0,
+            rate: float = 0.0, duration: float, warmup: float, timeout: float = 1.0,
+            parse_fallback: bool = False) -> dict[str, Any]:
+    """One driver run against ``target``; adds server/client CPU use and mean batch size."""
+    cmd = [sys.executable, "-m", "loadtest.driver", "--target", target.address,
+           "--method", target.method, "--requests", str(requests), "--duration", str(duration),
+           "--warmup", str(warmup), "--timeout", str(timeout)]
+    cmd += ["--closed", str(closed)] if closed else ["--rate", f"{rate:.1f}"]
+    if parse_fallback:
+        cmd.append("--parse-fallback")
+    if client_cores:
+        cmd = ["taskset", "-c", client_cores, *cmd]
+    batch0, cpu0 = target.batch_counts(), target.proc.cpu_seconds()
+    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=duration * 4 + 120)
+    wall = time.monotonic() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"driver failed against {target.name}: {done.stderr[-2000:]}")
+    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    batch1 = target.batch_counts()
+    result = orjson.loads(done.stdout.strip().splitlines()[-1])
+    result["target"] = target.name
+    result["server_cpu"] = (target.proc.cpu_seconds() - cpu0) / wall
+    result["client_cpu"] = ((child1.ru_utime - child0.ru_utime)
+                            + (child1.ru_stime - child0.ru_stime)) / wall
+    runs = batch1[1] - batch0[1]
+    result["mean_batch"] = (batch1[0] - batch0[0]) / runs if runs else None
+    line = (f"  {target.name:<18} {result['mode']:<6} {result['level']:>8.0f}  "
+            f"{result['throughput']:>8.0f}/s  p50 {result['p50'] or float('nan'):7.3f}  "
+            f"p99 {result['p99'] or float('nan'):8.3f} ms  cpu srv {result['server_cpu']:.2f} "
+            f"cli {result['client_cpu']:.2f}  errors {result['errors']}")
+    print(line, flush=True)
+    return result
+
+
+def closed_sweep(target: Target, requests: Path, args: argparse.Namespace,
+                 levels: tuple[int, ...] = CONCURRENCY) -> list[dict[str, Any]]:
+    return [measure(target, requests, args.client_cores, closed=c, duration=args.duration,
+                    warmup=args.warmup) for c in levels]
+
+
+def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    logs = out / "logs"
+    res: dict[str, Any] = {"meta": _meta(args)}
+    res["meta"].update(prepare(out, args.steps, 512, args.seed))
+    score = out / "score.bin"
+    model = Path(args.model or shipped_model())
+
+    print("floor A: in-process onnxruntime", flush=True)
+    os.sched_setaffinity(0, _cores(args.server_cores))
+    res["floor_a"] = [asdict(r) for r in floor_a(str(model), args.steps, args.threads, 1.0)]
+    os.sched_setaffinity(0, _cores(args.client_cores))
+    print("floor B: bare grpc.aio + uvloop echo server", flush=True)
+    with echo_server(args.server_cores, logs) as echo:
+        res["floor_b"] = closed_sweep(echo, score, args)
+
+    print("attribid, 1 worker", flush=True)
+    with attribid_server(args.server_cores, logs) as srv:
+        res["attribid"] = closed_sweep(srv, score, args)
+        sat = max(r["throughput"] for r in res["attribid"])
+        res["open"] = [measure(srv, score, args.client_cores, rate=f * sat,
+                               duration=args.duration, warmup=args.warmup,
+                               timeout=OPEN_DEADLINE_S, parse_fallback=True) | {"fraction": f}
+                       for f in RATE_FRACTIONS]
+    print("attribid, 1 worker, batching off (--max-batch 1)", flush=True)
+    with attribid_server(args.server_cores, logs, extra=("--max-batch", "1")) as srv:
+        res["no_batching"] = closed_sweep(srv, score, args, (1, 32))
+    print("attribid, 2 workers (both cores; the load generator shares one)", flush=True)
+    with attribid_server(None, logs, workers=2) as srv:
+        res["workers2"] = closed_sweep(srv, score, args, (1, 32, 128))
+
+    if launch.peer_available() and not args.skip_peer:
+        for batching in (False, True):
+            key = "peer_batching" if batching else "peer"
+            print(f"peer: MLServer 1.7.1, adaptive batching {'on' if batching else 'off'}",
+                  flush=True)
+            with peer_server(args.server_cores, logs, model, batching) as peer:
+                res[key] = closed_sweep(peer, out / "peer.bin", args)
+    res["meta"]["load_after"] = os.getloadavg()
+    res["meta"]["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return res
+
+
+def _cores(spec: str | None) -> set[int]:
+    return {int(c) for c in spec.split(",")} if spec else set(range(os.cpu_count() or 1))
+
+
+def _meta(args: argparse.Namespace) -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    return {"started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "server_cores": args.server_cores, "client_cores": args.client_cores,
+            "duration_s": args.duration, "warmup_s": args.warmup, "threads": args.threads,
+            "open_deadline_ms": OPEN_DEADLINE_S * 1000, "load_before": os.getloadavg(),
+            "command": "python -m loadtest.bench " + " ".join(sys.argv[1:])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    parser.add_argument("--model", default="", help="ONNX file; default the shipped model")
+    parser.add_argument("--steps", type=int, default=32, help="touchpoints per journey")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="onnxruntime intra-op threads for floor A (the server's default)")
+    parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per point")
+    parser.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds per point")
+    parser.add_argument("--server-cores", default="0")
+    parser.add_argument("--client-cores", default="1")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rebuild the docs from --out/results.json")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.json"
+    if args.render_only:
+        results = orjson.loads(results_path.read_bytes())
+    else:
+        results = run_all(args, args.out)
+        results_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    summary = report.render(results, args.docs / "performance.md", args.docs / "performance.png")
+    print("\n".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
