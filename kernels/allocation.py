@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from attribid.kernels.response import check_curves, curve_curvature, curve_marginal, curve_value
+from attribid.kernels.response import check_curves, curve_derivatives, curve_value
 
 OK = 0
 INFEASIBLE_BUDGET = 1
@@ -33,21 +33,21 @@ def _h(i, x, A, E, ck, cp, mk, mp):
     h = 0.0
     d = 0.0
     if A[i] != 0.0:
-        h += A[i] * curve_marginal(ck[i], cp[i, 0], cp[i, 1], cp[i, 2], x)
-        d += A[i] * curve_curvature(ck[i], cp[i, 0], cp[i, 1], cp[i, 2], x)
+        f1, f2 = curve_derivatives(ck[i], cp[i, 0], cp[i, 1], cp[i, 2], x)
+        h += A[i] * f1
+        d += A[i] * f2
     if E[i] != 0.0:
-        h += E[i] * curve_marginal(mk[i], mp[i, 0], mp[i, 1], mp[i, 2], x)
-        d += E[i] * curve_curvature(mk[i], mp[i, 0], mp[i, 1], mp[i, 2], x)
+        f1, f2 = curve_derivatives(mk[i], mp[i, 0], mp[i, 1], mp[i, 2], x)
+        h += E[i] * f1
+        d += E[i] * f2
     return h, d
 
 
 @njit(cache=True)
-def _spend_at(i, t, lo, hi, A, E, ck, cp, mk, mp, guess):
+def _spend_at(i, t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, guess):
     """Spend of channel i where its marginal return equals t, clipped to [lo, hi]."""
-    h_hi, _ = _h(i, hi, A, E, ck, cp, mk, mp)
     if h_hi >= t:
         return hi
-    h_lo, _ = _h(i, lo, A, E, ck, cp, mk, mp)
     if h_lo <= t:
         return lo
     a = lo
@@ -74,12 +74,12 @@ def _spend_at(i, t, lo, hi, A, E, ck, cp, mk, mp, guess):
 
 
 @njit(cache=True)
-def _fill(t, lo, hi, A, E, ck, cp, mk, mp, x):
+def _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x):
     """x_i(t) for every channel; returns sum x and d(sum x)/d(log t)."""
     s = 0.0
     ds = 0.0
     for i in range(x.shape[0]):
-        x[i] = _spend_at(i, t, lo[i], hi[i], A, E, ck, cp, mk, mp, x[i])
+        x[i] = _spend_at(i, t, lo[i], hi[i], h_lo[i], h_hi[i], A, E, ck, cp, mk, mp, x[i])
         s += x[i]
         if lo[i] < x[i] < hi[i]:
             h, d = _h(i, x[i], A, E, ck, cp, mk, mp)
@@ -92,11 +92,16 @@ def _fill(t, lo, hi, A, E, ck, cp, mk, mp, x):
 def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x):
     """Maximise sum A c + E m - p * sum x under the box and the budget; returns t = p + lam."""
     n = x.shape[0]
+    # Marginals at the bounds do not depend on t: computed once per solve.
+    h_lo = np.empty(n)
+    h_hi = np.empty(n)
     for i in range(n):
+        h_lo[i], _ = _h(i, lo[i], A, E, ck, cp, mk, mp)
+        h_hi[i], _ = _h(i, hi[i], A, E, ck, cp, mk, mp)
         x[i] = hi[i]
     s_top = hi.sum()
     if p > 0.0:
-        s, _ = _fill(p, lo, hi, A, E, ck, cp, mk, mp, x)
+        s, _ = _fill(p, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x)
         if s <= budget:
             return p
     elif s_top <= budget:
@@ -110,7 +115,7 @@ def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x):
     t_lo = max(p, 0.0)
     t_hi = np.inf
     for _ in range(2000):
-        s, ds = _fill(t, lo, hi, A, E, ck, cp, mk, mp, x)
+        s, ds = _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x)
         if s > budget:
             t_lo = t
         else:

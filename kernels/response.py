@@ -64,6 +64,19 @@ def curve_curvature(kind: int, top: float, shape: float, slope: float, x: float)
 
 
 @njit(cache=True)
+def curve_derivatives(kind: int, top: float, shape: float, slope: float, x: float) -> tuple[float, float]:
+    """(marginal, curvature) at ``x`` sharing one power or exponential (Newton's hot path)."""
+    if kind == HILL and x > 0.0:
+        r = (x / shape) ** slope
+        first = top * slope * r / (x * (1.0 + r) * (1.0 + r))
+        return first, first / x * ((slope - 1.0) - 2.0 * slope * r / (1.0 + r))
+    if kind == EXPONENTIAL:
+        first = top / shape * math.exp(-max(x, 0.0) / shape)
+        return first, -first / shape
+    return (curve_marginal(kind, top, shape, slope, x), curve_curvature(kind, top, shape, slope, x))
+
+
+@njit(cache=True)
 def _values(kind, params, x, out):
     for i in range(x.shape[0]):
         out[i] = curve_value(kind[i], params[i, 0], params[i, 1], params[i, 2], x[i])

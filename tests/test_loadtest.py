@@ -1,0 +1,171 @@
+"""The load-test tools: request generator, histogram, driver, and a headless Locust run.
+
+The Locust and driver tests send real traffic to a real ``attribid serve``
+process on a free loopback port (the ``server`` fixture), bounded in time.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import uvloop
+
+from attribid.kernels.taxonomy import DEFAULT_CHANNELS, PRODUCT_CATEGORIES
+from attribid.v1 import attribution_pb2 as pb
+from attribid.v1 import attribution_pb2_grpc as pb_grpc
+from loadtest import driver
+from loadtest.echo_server import typical_response
+from loadtest.histogram import LatencyHistogram
+from loadtest.journeys import (MAX_TOUCHPOINTS, _TRANSITION, generate, model_inputs,
+                               outcome_request, score_requests)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generator_shapes_and_values_are_valid():
+    now = time.time()
+    j = generate(3000, seed=11, now=now)
+    lens = j.lengths()
+    assert j.n_journeys == 3000 and int(lens.sum()) == j.n_touchpoints
+    assert lens.min() >= 1 and lens.max() <= MAX_TOUCHPOINTS
+    assert 2 <= np.median(lens) <= 8            # most journeys are short ...
+    assert lens.max() >= 20                     # ... with a long tail
+    assert j.channel.min() >= 0 and j.channel.max() < len(DEFAULT_CHANNELS)
+    assert set(np.unique(j.interaction)) <= {1, 2}
+    assert set(np.unique(j.device)) <= {0, 1, 2, 3}
+    assert np.all(np.isfinite(j.cost)) and j.cost.min() >= 0.0
+    within = np.diff(j.timestamp)[np.diff(np.repeat(np.arange(3000), lens)) == 0]
+    assert within.min() >= 0.0                  # oldest first inside each journey
+    assert j.timestamp.max() < now              # nothing in the future
+    assert j.category.min() >= 0 and j.category.max() <= len(PRODUCT_CATEGORIES)
+
+
+def test_generator_is_seeded_and_fixed_length_works():
+    a, b = generate(50, seed=3, now=1.7e9), generate(50, seed=3, now=1.7e9)
+    c = generate(50, seed=4, now=1.7e9)
+    assert np.array_equal(a.channel, b.channel) and np.array_equal(a.cost, b.cost)
+    assert not np.array_equal(a.offsets, c.offsets) or not np.array_equal(a.channel, c.channel)
+    fixed = generate(10, seed=0, length=32)
+    assert fixed.lengths().tolist() == [32] * 10
+    with pytest.raises(ValueError, match="length"):
+        generate(1, seed=0, length=65)
+    with pytest.raises(ValueError, match="n_journeys"):
+        generate(0, seed=0)
+
+
+def test_channel_transitions_follow_the_markov_chain():
+    j = generate(20000, seed=5, length=16)
+    prev = j.channel.reshape(-1, 16)[:, :-1].ravel()
+    nxt = j.channel.reshape(-1, 16)[:, 1:].ravel()
+    counts = np.zeros((7, 7))
+    np.add.at(counts, (prev, nxt), 1.0)
+    observed = counts / counts.sum(axis=1, keepdims=True)
+    assert np.abs(observed - _TRANSITION).max() < 0.03
+
+
+def test_score_requests_carry_the_journeys():
+    j = generate(200, seed=9)
+    reqs = score_requests(j)
+    assert len(reqs) == 200
+    for k in (0, 57, 199):
+        req, lo, hi = reqs[k], j.offsets[k], j.offsets[k + 1]
+        assert len(req.journey) == hi - lo
+        assert [t.channel for t in req.journey] == [DEFAULT_CHANNELS[c] for c in j.channel[lo:hi]]
+        assert [t.timestamp_ms for t in req.journey] == sorted(t.timestamp_ms for t in req.journey)
+        assert req.impression.channel in DEFAULT_CHANNELS
+        assert req.impression.floor_price >= 0.0
+        assert pb.ScoreRequest.FromString(req.SerializeToString()) == req
+    out = outcome_request(np.random.default_rng(0), "b-1")
+    assert out.batch_id == "b-1" and {o.channel for o in out.outcomes} == set(DEFAULT_CHANNELS)
+    assert all(o.spend >= 0 and o.conversions >= 0 and o.revenue >= 0 for o in out.outcomes)
+
+
+def test_model_inputs_match_the_contract():
+    feats, mask = model_inputs(generate(5, seed=1, length=32))
+    assert feats.shape == (5, 32, 64) and feats.dtype == np.float32
+    assert mask.shape == (5, 32) and mask.sum() == 5 * 32
+    assert np.array_equal(feats[:, :, :16].sum(axis=2), np.ones((5, 32)))  # one channel each
+
+
+def test_histogram_percentiles_are_nearest_rank_in_microseconds():
+    rng = np.random.default_rng(0)
+    ms = rng.lognormal(0.0, 1.0, 5001)
+    hist = LatencyHistogram()
+    for v in ms:
+        hist.record("Score", float(v))
+    us = np.sort(np.round(ms * 1000.0))
+    for q, got in hist.percentiles("Score").items():
+        want = us[int(np.ceil(q / 100.0 * us.size)) - 1] / 1000.0
+        assert got == pytest.approx(want, abs=1e-9)
+    assert hist.count() == 5001 and np.isnan(hist.percentiles("missing")[50])
+
+
+def test_histogram_csv_counts_every_sample(tmp_path):
+    hist = LatencyHistogram()
+    for v in (0.2501, 0.2504, 0.3, 1.0):
+        hist.record("Score", v)
+    hist.write_csv(tmp_path / "h.csv")
+    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
+    assert {(r["latency_us"], r["count"]) for r in rows} == {("250", "2"), ("300", "1"),
+                                                           ("1000", "1")}
+
+
+def test_request_file_roundtrip(tmp_path):
+    msgs = [b"", b"x" * 70000, typical_response().SerializeToString()]
+    driver.write_requests(tmp_path / "r.bin", msgs)
+    assert driver.read_requests(tmp_path / "r.bin") == msgs
+
+
+def test_generated_requests_are_all_accepted_by_the_server(server):
+    reqs = score_requests(generate(60, seed=21))
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.AttributionStub(channel)
+        replies = [stub.Score(r, timeout=10.0) for r in reqs]
+    assert [r.request_id for r in replies] == [r.request_id for r in reqs]
+    assert all(sum(r.credit.values()) == pytest.approx(1.0, abs=1e-4) for r in replies)
+
+
+def test_driver_closed_and_open_loop_against_the_server(server, tmp_path):
+    reqs = [r.SerializeToString() for r in score_requests(generate(64, seed=2, length=32))]
+
+    async def both() -> tuple[driver.Result, driver.Result]:
+        closed = await driver.run(server.address, driver.SCORE_METHOD, reqs, concurrency=4,
+                                  duration=1.0, warmup=0.3, parse_fallback=True)
+        opened = await driver.run(server.address, driver.SCORE_METHOD, reqs, rate=100.0,
+                                  duration=1.0, warmup=0.3, parse_fallback=True)
+        return closed, opened
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        closed, opened = runner.run(both())
+    assert closed.ok > 10 and closed.errors == {} and closed.p50 <= closed.p99
+    assert opened.errors == {} and opened.dropped == 0
+    assert 50 <= opened.ok <= 160          # ~100 Poisson arrivals in one second
+    with pytest.raises(ValueError, match="exactly one"):
+        asyncio.run(driver.run(server.address, driver.SCORE_METHOD, reqs))
+
+
+@pytest.mark.slow
+def test_locust_headless_run_against_a_real_server(server, tmp_path):
+    prefix = tmp_path / "locust"
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"),
+           "--headless", "--host", server.address, "-u", "4", "-r", "4", "-t", "4s",
+           "--rate", "60", "--journeys", "200", "--stream-messages", "4",
+           "--csv", str(prefix), "--html", str(tmp_path / "locust.html")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = {row["Name"]: row for row in csv.DictReader(open(f"{prefix}_stats.csv"))}
+    assert int(stats["Score"]["Request Count"]) > 20
+    assert int(stats["Aggregated"]["Failure Count"]) == 0
+    assert "ScoreStream" in stats and "ReportOutcomes" in stats
+    assert (tmp_path / "locust.html").stat().st_size > 1000
+    assert "p99.9" in done.stdout + done.stderr
+    hist = list(csv.DictReader(open(f"{prefix}_us_histogram.csv")))
+    assert sum(int(r["count"]) for r in hist if r["name"] == "Score") == \
+        int(stats["Score"]["Request Count"])
