@@ -220,10 +220,13 @@ def _codes(values: Sequence[str], mapper: Callable[[str], int], dtype: type) -> 
 
 
 def _names(table: _Table, column: str) -> list[str]:
-    values = _mapped(table.columns[column], str.strip)
-    if "" in dict.fromkeys(values):
-        raise table.error(values.index(""), column, "empty value")
-    return values
+    values = table.columns[column]
+    # strip only when some distinct value needs it: one pass over the rows in the usual case
+    if any(not v or v != v.strip() for v in dict.fromkeys(values)):
+        values = _mapped(values, str.strip)
+        if "" in dict.fromkeys(values):
+            raise table.error(values.index(""), column, "empty value")
+    return list(values)
 
 
 def _interactions(table: _Table) -> np.ndarray:

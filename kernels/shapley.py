@@ -107,6 +107,44 @@ def pairwise_game(offsets: np.ndarray, channel: np.ndarray, effect: np.ndarray,
 
 
 @njit(cache=True, nogil=True)
+def _oldest_to_drop(offsets, channel, effect, strength, syn, base, p_max, out):
+    for j in range(offsets.shape[0] - 1):
+        start = offsets[j]
+        end = offsets[j + 1]
+        while end - start > 1:
+            total = base[j]
+            for i in range(start, end):
+                total += effect[i]
+                for k in range(i + 1, end):
+                    total += _pair_term(syn, channel[i], channel[k], strength[i], strength[k])
+            if total <= p_max:
+                break
+            start += 1
+        out[j] = start - offsets[j]
+
+
+def oldest_to_drop(offsets: np.ndarray, channel: np.ndarray, effect: np.ndarray,
+                   strength: np.ndarray, synergy: np.ndarray, base: np.ndarray,
+                   p_max: float) -> np.ndarray:
+    """How many oldest touches each journey must lose for v(all) <= p_max, int64 [J].
+
+    A journey keeps at least its latest touch.
+
+    >>> oldest_to_drop(np.array([0, 3]), np.array([0, 0, 0]), np.full(3, 0.4),
+    ...                np.ones(3), np.zeros((1, 1)), np.array([0.1]), 0.95).tolist()
+    [1]
+    """
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    out = np.zeros(offsets.shape[0] - 1, dtype=np.int64)
+    _oldest_to_drop(offsets, np.ascontiguousarray(channel, dtype=np.int32),
+                    np.ascontiguousarray(effect, dtype=np.float64),
+                    np.ascontiguousarray(strength, dtype=np.float64),
+                    np.ascontiguousarray(synergy, dtype=np.float64),
+                    np.ascontiguousarray(base, dtype=np.float64), float(p_max), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _set_shapley(mask, n_channels, value, out):
     # players = the bits of mask; weights |T|! (n-|T|-1)! / n! by subset size
     players = np.empty(n_channels, dtype=np.int64)

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 
 from attribid.kernels.journeys import Journeys
-from attribid.kernels.shapley import pairwise_game
+from attribid.kernels.shapley import oldest_to_drop, pairwise_game
 from attribid.kernels.taxonomy import (
     CLICK, DEFAULT_CHANNELS, IMPRESSION, PRODUCT_CATEGORIES,
 )
@@ -315,17 +315,17 @@ def simulate(world: World, n_journeys: int, seed: int) -> tuple[Journeys, Truth]
         device=device, category=category, converted=np.zeros(J, dtype=bool),
         conversion_time=np.full(J, np.nan), value=np.zeros(J), channels=CHANNELS)
     syn = world.synergy * SYNERGY
-    while True:
-        effect, strength, base = touch_terms(world, journeys, reference)
-        phi, shapley, removal, p = pairwise_game(
-            journeys.offsets, journeys.channel, effect, strength, syn, base, _C)
-        over = p > world.p_max
-        if not over.any():
-            break
-        # saturated journeys lose their oldest touch until v(all) <= p_max
-        keep = np.ones(journeys.n_touchpoints, dtype=bool)
-        keep[journeys.offsets[:-1][over]] = False
+    effect, strength, base = touch_terms(world, journeys, reference)
+    # saturated journeys lose their oldest touches until v(all) <= p_max
+    drop = oldest_to_drop(journeys.offsets, journeys.channel, effect, strength, syn, base,
+                          world.p_max)
+    if drop.any():
+        first_kept = np.repeat(journeys.offsets[:-1] + drop, journeys.lengths())
+        keep = np.arange(journeys.n_touchpoints) >= first_kept
         journeys = _with_rows(journeys, keep)
+        effect, strength, base = effect[keep], strength[keep], base
+    phi, shapley, removal, p = pairwise_game(
+        journeys.offsets, journeys.channel, effect, strength, syn, base, _C)
     converted = rng.random(J) < p
     value = np.where(converted, np.round(
         CATEGORY_PRICE[category] * rng.lognormal(0.0, 0.25, size=J), 2), 0.0)

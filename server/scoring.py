@@ -12,7 +12,8 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from attribid.kernels.fallback import position_based_credit
-from attribid.kernels.featurize import N_FEATURES, featurize
+from attribid.kernels.credit import _shares_over_present
+from attribid.kernels.featurize import N_FEATURES, _featurize
 from attribid.model import Model
 from attribid.validate import Journey
 
@@ -57,18 +58,19 @@ class Scorer:
         features = self._features[: b * steps * N_FEATURES].reshape(b, steps, N_FEATURES)
         mask = self._mask[: b * steps].reshape(b, steps)
         cat = np.concatenate
-        featurize(offsets, cat([j.channel for j in journeys]), cat([j.timestamp for j in journeys]),
-                  cat([j.interaction for j in journeys]), cat([j.cost for j in journeys]),
-                  cat([j.device for j in journeys]),
-                  np.fromiter((j.category for j in journeys), np.int32, b),
-                  np.fromiter((j.ref_time for j in journeys), np.float64, b),
-                  self.max_len, out=features, mask=mask, lengths=self._lengths)
+        channel = cat([j.channel for j in journeys])
+        # Inputs were checked by the validator, so the kernel is called directly
+        # (the public wrapper's checks cost more than the kernel at batch 1).
+        _featurize(offsets, channel, cat([j.timestamp for j in journeys]),
+                   cat([j.interaction for j in journeys]), cat([j.cost for j in journeys]),
+                   cat([j.device for j in journeys]),
+                   np.fromiter((j.category for j in journeys), np.int32, b),
+                   np.fromiter((j.ref_time for j in journeys), np.float64, b),
+                   self.max_len, features, mask, self._lengths)
         conversion, credit, _attention = self.model.run(features, mask)
-        credit = credit.astype(np.float64)
-        out = []
-        for k, j in enumerate(journeys):
-            out.append(Scored(j, float(conversion[k]), _shares_over_present(credit[k], j.channel)))
-        return out
+        shares = np.empty(credit.shape, np.float64)
+        _shares_over_present(credit, offsets, channel, shares)
+        return [Scored(j, float(conversion[k]), shares[k]) for k, j in enumerate(journeys)]
 
     def fallback(self, journey: Journey, reason: str) -> Scored:
         credit = position_based_credit(journey.channel, np.zeros(self.n_channels))
@@ -83,19 +85,6 @@ class Scorer:
             journeys = [_synthetic(rng, self.n_channels, self.max_len, now) for _ in range(b)]
             self.infer_batch(journeys)
         self.fallback(_synthetic(rng, self.n_channels, 3, now), "warm-up")
-
-
-def _shares_over_present(row: np.ndarray, channel: np.ndarray) -> np.ndarray:
-    """Zero the channels absent from the journey and renormalise to sum 1."""
-    present = np.zeros(row.shape[0], bool)
-    present[channel] = True
-    row = np.where(present & np.isfinite(row) & (row > 0), row, 0.0)
-    total = row.sum()
-    if total <= 0:  # the network gave no usable credit: split evenly over present channels
-        row = present / present.sum()
-    else:
-        row /= total
-    return row
 
 
 def _synthetic(rng: np.random.Generator, n_channels: int, n: int, now: float) -> Journey:

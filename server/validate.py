@@ -11,11 +11,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from attribid.errors import InvalidArgument
+from attribid.kernels import checks
+from attribid.kernels.checks import _first_invalid
 from attribid.kernels.taxonomy import category_code
 from attribid.v1 import attribution_pb2 as pb
 
-_VALID_INTERACTIONS = (pb.INTERACTION_IMPRESSION, pb.INTERACTION_CLICK)
 _MAX_DEVICE = max(pb.Device.values())
+_MESSAGES = {
+    checks.TIMESTAMP_NOT_POSITIVE: ("timestamp_ms", "must be > 0 (epoch ms)"),
+    checks.TIMESTAMP_ORDER: ("timestamp_ms", "earlier than {prev}: journeys are oldest first"),
+    checks.TIMESTAMP_FUTURE: ("timestamp_ms", "is in the future (after the impression time)"),
+    checks.COST: ("cost", "must be finite and >= 0"),
+    checks.INTERACTION: ("interaction", "must be INTERACTION_IMPRESSION or INTERACTION_CLICK"),
+    checks.DEVICE: ("device", "unknown device value"),
+}
 
 
 @dataclass(slots=True)
@@ -74,48 +83,30 @@ class RequestValidator:
             raise InvalidArgument("impression.floor_price", "must be finite and >= 0")
         impression_channel = self._code(imp.channel, "impression.channel") if imp.channel else -1
 
-        keep = touches[n - self.max_journey:] if n > self.max_journey else touches
-        offset = n - len(keep)
         # Channel names must be checked one by one to name the bad one; the
-        # numeric checks below are vectorised and locate the first offender.
+        # numbers are checked by one compiled pass that locates the first offender.
         codes = self._codes
         try:
-            channel = np.fromiter((codes[t.channel] for t in keep), np.int32, len(keep))
+            channel = np.fromiter((codes[t.channel] for t in touches), np.int32, n)
         except KeyError:
-            for i, t in enumerate(keep):
-                self._code(t.channel, f"journey[{offset + i}].channel")
+            for i, t in enumerate(touches):
+                self._code(t.channel, f"journey[{i}].channel")
             raise
         ts_ms = np.fromiter((t.timestamp_ms for t in touches), np.int64, n)
-        interaction = np.fromiter((t.interaction for t in keep), np.int32, len(keep))
-        cost = np.fromiter((t.cost for t in keep), np.float64, len(keep))
-        device = np.fromiter((t.device for t in keep), np.int32, len(keep))
-
-        bad = np.flatnonzero(ts_ms <= 0)
-        if bad.size:
-            raise InvalidArgument(f"journey[{bad[0]}].timestamp_ms", "must be > 0 (epoch ms)")
-        bad = np.flatnonzero(np.diff(ts_ms) < 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise InvalidArgument(f"journey[{i}].timestamp_ms",
-                                  f"earlier than journey[{i - 1}]: journeys are oldest first")
-        if ts_ms[-1] / 1000.0 > ref_time + self.future_tolerance_s:
-            i = int(np.flatnonzero(ts_ms / 1000.0 > ref_time + self.future_tolerance_s)[0])
-            raise InvalidArgument(f"journey[{i}].timestamp_ms",
-                                  "is in the future (after the impression time)")
-        bad = np.flatnonzero(~(np.isfinite(cost) & (cost >= 0)))
-        if bad.size:
-            raise InvalidArgument(f"journey[{offset + bad[0]}].cost", "must be finite and >= 0")
-        bad = np.flatnonzero((interaction != _VALID_INTERACTIONS[0]) & (interaction != _VALID_INTERACTIONS[1]))
-        if bad.size:
-            raise InvalidArgument(f"journey[{offset + bad[0]}].interaction",
-                                  "must be INTERACTION_IMPRESSION or INTERACTION_CLICK")
-        bad = np.flatnonzero((device < 0) | (device > _MAX_DEVICE))
-        if bad.size:
-            raise InvalidArgument(f"journey[{offset + bad[0]}].device", "unknown device value")
+        interaction = np.fromiter((t.interaction for t in touches), np.int32, n)
+        cost = np.fromiter((t.cost for t in touches), np.float64, n)
+        device = np.fromiter((t.device for t in touches), np.int32, n)
+        latest_ms = (ref_time + self.future_tolerance_s) * 1000.0
+        code, i = _first_invalid(ts_ms, cost, interaction, device, latest_ms, _MAX_DEVICE)
+        if code != checks.OK:
+            field, message = _MESSAGES[code]
+            raise InvalidArgument(f"journey[{i}].{field}",
+                                  message.format(prev=f"journey[{i - 1}]"))
+        offset = n - self.max_journey if n > self.max_journey else 0
         return Journey(
-            request_id=req.request_id, campaign_id=req.campaign_id, channel=channel,
-            timestamp=ts_ms[offset:] / 1000.0, interaction=interaction.astype(np.int8),
-            cost=cost, device=device.astype(np.int8),
+            request_id=req.request_id, campaign_id=req.campaign_id, channel=channel[offset:],
+            timestamp=ts_ms[offset:] / 1000.0, interaction=interaction[offset:].astype(np.int8),
+            cost=cost[offset:], device=device[offset:].astype(np.int8),
             category=category_code(req.product_category), ref_time=ref_time,
             impression_channel=impression_channel, floor_price=imp.floor_price,
             truncated=offset > 0,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attribid.kernels.allocation import Infeasible, Problem, solve
+from attribid.kernels.dp_allocation import solve_auto, solve_dp
 from attribid.kernels.response import EXPONENTIAL, HILL, NONE
 from attribid.kernels.slsqp import objective_parts, solve_slsqp
 
@@ -152,3 +153,45 @@ def test_invalid_problem_names_the_field() -> None:
     with pytest.raises(ValueError, match="conversions.params"):
         Problem(1.0, np.ones(1), np.zeros(1), np.ones(1), np.array([EXPONENTIAL]),
                 np.array([[1.0, 0.0, 0.0]]), np.array([NONE]), np.zeros((1, 3)))
+
+
+# -- S-shaped curves: the DP grid --------------------------------------------------------------
+
+def s_problem(budget: float = 1000.0, max_cpa: float = 0.0) -> Problem:
+    kind = np.array([HILL, HILL, EXPONENTIAL], dtype=np.int64)
+    params = np.array([[60.0, 400.0, 2.5], [40.0, 200.0, 3.0], [15.0, 300.0, 0.0]])
+    return Problem(budget, np.array([10.0, 12.0, 9.0]), np.zeros(3), np.full(3, budget), kind, params,
+                   np.zeros(3, np.int64), np.zeros((3, 3)), max_cpa=max_cpa)
+
+
+def test_dp_is_exact_on_its_grid() -> None:
+    p = s_problem()
+    grid = 100
+    x, cert = solve_dp(p, grid=grid)
+    step = p.budget / grid
+    best = -np.inf
+    for i in range(grid + 1):  # brute force over every split of whole steps
+        for j in range(grid + 1 - i):
+            xs = np.array([i, j, grid - i - j]) * step
+            best = max(best, objective(p, xs))
+    assert objective(p, x) == pytest.approx(best, rel=1e-12)
+    assert cert["grid_step"] == pytest.approx(step)
+
+
+def test_dp_agrees_with_kkt_on_concave_curves_within_its_bound() -> None:
+    p = exp_problem(np.random.default_rng(9), 5, 8000.0)
+    x, _ = solve(p)
+    xd, cert = solve_dp(p, grid=800)
+    gap = objective(p, x) - objective(p, xd)
+    assert -1e-9 <= gap <= cert["gap_bound"]
+
+
+def test_dp_meets_a_cpa_ceiling_and_auto_picks_the_method() -> None:
+    p = s_problem()
+    x0, _ = solve_dp(p, grid=200)
+    conv0 = objective_parts(p, x0)[1]
+    p2 = s_problem(max_cpa=0.9 * x0.sum() / conv0)
+    x, cert, method = solve_auto(p2, grid=200)
+    assert method == "dp"
+    assert x.sum() <= p2.max_cpa * objective_parts(p2, x)[1] * (1 + 1e-9)
+    assert solve_auto(exp_problem(np.random.default_rng(0), 3, 10.0))[2] == "kkt"

@@ -1,0 +1,1 @@
+"""Benchmarks of the batch data path: simulator, loader, classic attribution models."""

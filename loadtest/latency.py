@@ -1,0 +1,91 @@
+"""Concurrency-1 Score latency on one 32-touchpoint journey, next to in-process onnxruntime.
+
+    .venv/bin/python -m loadtest.latency              # starts its own server, ~20 s
+    .venv/bin/python -m loadtest.latency --target 127.0.0.1:50051
+
+Both figures come from the same run and the same journey: the server's p50/p99
+for a whole Score call (validate, featurize, infer, attribute, bid, over
+loopback gRPC) and ``session.run`` alone on that journey's features, pinned to
+the server's core, with the server's thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import uvloop
+
+from attribid.models.contract import INPUT_FEATURES, INPUT_MASK
+from loadtest import driver
+from loadtest.floors import session, shipped_model
+from loadtest.journeys import generate, model_inputs, score_requests
+from loadtest.targets import attribid_server
+
+
+def onnx_times_ms(model: str, steps: int, threads: int, n: int, seed: int) -> np.ndarray:
+    """``n`` timings of one ``session.run`` on the journey the server is sent."""
+    feats, mask = model_inputs(generate(1, seed=seed, length=steps))
+    sess = session(model, threads)
+    feed = {INPUT_FEATURES: feats, INPUT_MASK: mask}
+    for _ in range(20):
+        sess.run(None, feed)
+    out = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        sess.run(None, feed)
+        out[i] = (time.perf_counter_ns() - t0) / 1e6
+    return out
+
+
+@contextlib.contextmanager
+def _server(target: str | None, cores: str) -> Iterator[str]:
+    if target:
+        yield target
+        return
+    with tempfile.TemporaryDirectory() as logs, attribid_server(cores, Path(logs)) as srv:
+        yield srv.address
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="", help="a running server; default: start one")
+    parser.add_argument("--model", default="", help="the server's ONNX file; default shipped")
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="the server's intra-op threads")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of Score calls")
+    parser.add_argument("--server-cores", default="0")
+    parser.add_argument("--client-cores", default="1")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    cores = {int(c) for c in args.server_cores.split(",")}
+    client = {int(c) for c in args.client_cores.split(",")}
+    request = score_requests(generate(1, seed=args.seed, length=args.steps))[0]
+    with _server(args.target, args.server_cores) as address:
+        os.sched_setaffinity(0, client)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            res = runner.run(driver.run(address, driver.SCORE_METHOD,
+                                        [request.SerializeToString()], concurrency=1,
+                                        duration=args.duration, warmup=1.0, connections=1))
+    # The server is gone now: the onnxruntime floor gets the server's core to itself.
+    os.sched_setaffinity(0, cores)
+    onnx = onnx_times_ms(args.model or shipped_model(), args.steps, args.threads, 2000, args.seed)
+    p50, p99 = np.percentile(onnx, [50, 99])
+    print(f"Score, concurrency 1, one {args.steps}-touchpoint journey, {res.ok} calls:")
+    print(f"  {'':<34}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"  {'attribid Score over gRPC':<34}{res.p50:>9.3f}{res.p99:>9.3f}")
+    print(f"  {'onnxruntime session.run in-process':<34}{p50:>9.3f}{p99:>9.3f}")
+    print(f"  {'server adds (p50)':<34}{res.p50 - p50:>9.3f}")
+    if res.errors:
+        print(f"  errors: {res.errors}")
+    return 0 if res.ok and not res.errors else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Loading journeys from files: the format, its errors, and the round trip."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribid.kernels.loader import DataError, load_journeys, write_journeys
+from attribid.kernels.taxonomy import CLICK, DEVICES, IMPRESSION, UNKNOWN_CATEGORY
+from attribid.models import simulate_command
+from attribid.models.simulate import WORLDS, simulate
+
+DATA = Path(__file__).parent / "data"
+HEADER = "journey_id,timestamp,channel,interaction,cost"
+CONV_HEADER = "journey_id,timestamp,value"
+
+
+def _files(tmp_path: Path, touch_lines: list[str], conv_lines: list[str] = (),
+           header: str = HEADER, conv_header: str = CONV_HEADER) -> tuple[Path, Path]:
+    tp, cv = tmp_path / "touchpoints.csv", tmp_path / "conversions.csv"
+    tp.write_text("\n".join([header, *touch_lines]) + "\n")
+    cv.write_text("\n".join([conv_header, *conv_lines]) + "\n")
+    return tp, cv
+
+
+def test_sample_files_load_as_worked_out_by_hand() -> None:
+    j = load_journeys(DATA / "touchpoints.csv", DATA / "conversions.csv")
+    # order of first appearance; 'z' has a conversion but no touchpoint
+    assert j.ids.tolist() == ["a", "b", "c", "d"]
+    assert j.channels == ("search", "display", "social", "email", "affiliate", "direct", "tv")
+    # a: the 2026-01-06 email came after the 12:30 conversion and is dropped
+    assert j.lengths().tolist() == [3, 2, 2, 2]
+    names = [j.channels[c] for c in j.channel]
+    assert names == ["display", "search", "direct", "social", "email",
+                     "affiliate", "search", "tv", "search"]
+    # 2026-01-05T10:00:00Z = 1767571200 + 10 h
+    assert j.timestamp[0] == 1767571200 + 10 * 3600
+    assert j.interaction.tolist()[:3] == [IMPRESSION, CLICK, CLICK]
+    assert j.device.tolist()[:3] == [DEVICES["mobile"], DEVICES["mobile"], DEVICES["desktop"]]
+    assert j.category.tolist() == [2, 1, UNKNOWN_CATEGORY, 0]   # toasters, blenders, -, coffee
+    assert j.converted.tolist() == [True, False, True, False]
+    assert j.conversion_time[0] == 1767571200 + 12.5 * 3600
+    assert j.value.tolist() == [39.99, 0.0, 79.5, 0.0]
+
+
+def test_round_trip_write_then_load(tmp_path: Path) -> None:
+    journeys, truth = simulate(WORLDS["impressions"], 3000, seed=4)
+    tp, cv = tmp_path / "t.csv", tmp_path / "c.csv"
+    write_journeys(journeys, tp, cv, extra_touchpoints=truth.after_conversion)
+    back = load_journeys(tp, cv)
+    assert truth.after_conversion.n_touchpoints > 0
+    for name in ("ids", "offsets", "channel", "timestamp", "interaction", "cost", "device",
+                 "category", "converted", "value"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(journeys, name), name)
+    np.testing.assert_array_equal(back.conversion_time, journeys.conversion_time)
+    assert back.channels == journeys.channels
+
+
+def test_simulate_command_writes_loadable_files(tmp_path: Path) -> None:
+    import argparse
+    args = argparse.Namespace(world="synergy", journeys=400, seed=3, out=str(tmp_path))
+    assert simulate_command.run(args) == 0
+    j = load_journeys(tmp_path / "touchpoints.csv", tmp_path / "conversions.csv")
+    expected, truth = simulate(WORLDS["synergy"], 400, seed=3)
+    np.testing.assert_array_equal(j.channel, expected.channel)
+    summary = json.loads((tmp_path / "world.json").read_text())
+    assert summary["conversions"] == int(expected.converted.sum())
+    rows = (tmp_path / "truth.csv").read_text().splitlines()
+    assert rows[0] == "journey_id,channel,shapley,removal"
+    first = [r.split(",") for r in rows[1:] if r.startswith(f"{expected.ids[0]},")]
+    got = {r[1]: float(r[2]) for r in first}
+    want = {expected.channels[c]: truth.shapley[0, c]
+            for c in np.flatnonzero(truth.shapley[0])}
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_touches_sorted_by_time_and_iso_offsets_converted(tmp_path: Path) -> None:
+    tp, cv = _files(tmp_path, ["x,2026-01-05T12:00:00+02:00,search,click,1",
+                               "x,1767571200,display,impression,0"])
+    j = load_journeys(tp, cv)
+    # 12:00+02:00 is 10:00 UTC, after the epoch-seconds touch at 00:00 UTC
+    assert j.timestamp.tolist() == [1767571200.0, 1767571200.0 + 10 * 3600]
+    assert [j.channels[c] for c in j.channel] == ["display", "search"]
+    assert not j.converted[0]
+
+
+def test_given_channels_fix_the_codes(tmp_path: Path) -> None:
+    tp, cv = _files(tmp_path, ["x,1,email,click,0", "x,2,search,click,0"])
+    j = load_journeys(tp, cv, channels=("email", "search", "tv"))
+    assert j.channels == ("email", "search", "tv") and j.channel.tolist() == [0, 1]
+    with pytest.raises(DataError, match=r"line 3, column 'channel': channel 'search' is not"):
+        load_journeys(tp, cv, channels=("email",))
+
+
+@pytest.mark.parametrize("line, column, message", [
+    ("x,yesterday,search,click,1", "timestamp", "bad timestamp 'yesterday'"),
+    ("x,nan,search,click,1", "timestamp", "bad timestamp 'nan'"),
+    ("x,5,search,hover,1", "interaction", "unknown interaction 'hover'"),
+    ("x,5,search,click,-1", "cost", "must be a finite number >= 0, got '-1'"),
+    ("x,5,search,click,NaN", "cost", "must be a finite number >= 0, got 'NaN'"),
+    ("x,5,search,click,cheap", "cost", "not a number: 'cheap'"),
+    ("x,5, ,click,1", "channel", "empty value"),
+    (",5,search,click,1", "journey_id", "empty value"),
+])
+def test_bad_touchpoint_names_file_line_column(tmp_path: Path, line: str, column: str,
+                                               message: str) -> None:
+    tp, cv = _files(tmp_path, ["ok,1,search,click,1", "ok,2,email,click,0", line])
+    with pytest.raises(DataError) as info:
+        load_journeys(tp, cv)
+    text = str(info.value)
+    assert text.startswith(f"{tp}, line 4, column '{column}': ")
+    assert message in text
+    assert info.value.line == 4 and info.value.column == column
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    tp, cv = _files(tmp_path, ["x,1,search,click"], header="journey_id,timestamp,channel,"
+                                                           "interaction")
+    with pytest.raises(DataError, match=re.escape(f"{tp}, line 1, column 'cost': missing")):
+        load_journeys(tp, cv)
+    tp, cv = _files(tmp_path, ["x,1,search,click,1"], ["x,2"], conv_header="journey_id,timestamp")
+    with pytest.raises(DataError, match=re.escape(f"{cv}, line 1, column 'value': missing")):
+        load_journeys(tp, cv)
+
+
+def test_wrong_field_count_and_blank_lines(tmp_path: Path) -> None:
+    tp, cv = _files(tmp_path, ["x,1,search,click,1", "", "x,2,search,click,1,extra"])
+    with pytest.raises(DataError, match=re.escape(f"{tp}, line 4: expected 5 fields, found 6")):
+        load_journeys(tp, cv)
+
+
+def test_quoted_csv_reports_the_physical_line(tmp_path: Path) -> None:
+    # a quoted field spanning two lines shifts every later line number by one
+    tp, cv = _files(tmp_path, ['"x\ny",1,search,click,1', 'q,2,"search",click,-3'])
+    with pytest.raises(DataError, match=re.escape(f"{tp}, line 4, column 'cost'")):
+        load_journeys(tp, cv)
+
+
+def test_bad_conversion_rows(tmp_path: Path) -> None:
+    touches = ["x,1,search,click,1"]
+    for rows, column, message in (
+            (["x,10,-5"], "value", "must be a finite number >= 0"),
+            (["x,soon,5"], "timestamp", "bad timestamp 'soon'"),
+            (["x,10,5", "x,11,6"], "journey_id", "journey 'x' already converted on line 2")):
+        tp, cv = _files(tmp_path, touches, rows)
+        with pytest.raises(DataError) as info:
+            load_journeys(tp, cv)
+        assert str(info.value).startswith(f"{cv}, line {len(rows) + 1}, column '{column}'")
+        assert message in str(info.value)
+
+
+def test_missing_file_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cannot open"):
+        load_journeys(tmp_path / "nope.csv", tmp_path / "nope2.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty file"):
+        load_journeys(tmp_path / "empty.csv", tmp_path / "empty.csv")
+
+
+def test_journey_whose_touches_all_follow_its_conversion_is_left_out(tmp_path: Path) -> None:
+    tp, cv = _files(tmp_path, ["x,100,search,click,1", "y,5,email,click,0"], ["x,50,10"])
+    j = load_journeys(tp, cv)
+    assert j.ids.tolist() == ["y"] and not j.converted.any()
+
+
+def test_reference_times_do_not_reveal_the_outcome() -> None:
+    journeys, _ = simulate(WORLDS["balanced"], 4000, seed=8)
+    ref = journeys.reference_times(seed=1)
+    last = journeys.timestamp[journeys.offsets[1:] - 1]
+    conv = journeys.converted
+    np.testing.assert_array_equal(ref[conv], journeys.conversion_time[conv])
+    delays_conv = ref[conv] - last[conv]
+    delays_other = ref[~conv] - last[~conv]
+    # every non-converter's delay is one of the converters' delays, drawn evenly
+    assert set(delays_other.tolist()) <= set(delays_conv.tolist())
+    assert abs(np.median(delays_other) - np.median(delays_conv)) < 0.2 * np.median(delays_conv)
