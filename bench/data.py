@@ -74,12 +74,13 @@ def render(rows: list[tuple[str, str, float, float, str]], command: str) -> str:
     """A Markdown report of the rows."""
     lines = [f"<!-- produced by: {command} -->", "# Batch data path: speed",
              "", f"Command: `{command}`", "",
-             "| step | size | seconds | floor | floor s | x floor |",
+             "| step | size | ms | floor | floor ms | x floor |",
              "|---|---|---:|---|---:|---:|"]
     for what, size, sec, floor, floor_name in rows:
         ratio = f"{sec / floor:.1f}" if floor == floor and floor > 0 else "-"
-        floor_s = f"{floor:.3f}" if floor == floor else "-"
-        lines.append(f"| {what} | {size} | {sec:.3f} | {floor_name} | {floor_s} | {ratio} |")
+        floor_ms = f"{floor * 1e3:.1f}" if floor == floor else "-"
+        lines.append(f"| {what} | {size} | {sec * 1e3:.1f} | {floor_name} | {floor_ms} "
+                     f"| {ratio} |")
     lines += ["", f"Machine: {os.cpu_count()} cores; medians of repeated runs; "
               "the load of other processes on the machine is not controlled."]
     return "\n".join(lines) + "\n"

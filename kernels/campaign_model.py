@@ -191,33 +191,35 @@ class CampaignModel:
                        float(s.weight_revenue), float(s.weight_acquisitions), float(s.weight_exposure),
                        float(max_cpa))
 
-    def solve(self, rng: np.random.Generator | None, now: float) -> Solution:
-        """Solve under one Thompson draw (``rng``) or the posterior point estimate (None).
+    def solve(self, rng: np.random.Generator | None, now: float, draws: int = 1) -> Solution:
+        """Solve under Thompson draws (``rng``) or the posterior point estimate (None).
 
-        Raises Infeasible only for the point estimate; a draw that cannot meet the CPA
-        ceiling falls back to the point estimate, then to no ceiling (``cpa_dropped``).
+        With ``draws`` > 1 the plan is the mean of the plans solved under that many draws
+        (still feasible: the constraints are convex). Raises Infeasible only for the point
+        estimate; a draw that cannot meet the CPA ceiling falls back to the point estimate,
+        then to no ceiling (``cpa_dropped``).
         """
         conv_post, imp_post, value = self._posteriors(now)
         point = self._problem([p.point() for p in conv_post],
                               [p.point() for p in imp_post] if imp_post else None, value,
                               self.spec.max_cpa)
-        used, dropped = point, False
-        if rng is not None:
-            used = self._problem([p.sample(rng) for p in conv_post],
-                                 [p.sample(rng) for p in imp_post] if imp_post else None, value,
-                                 self.spec.max_cpa)
-        try:
-            x, _ = solve(used)
-        except Infeasible:
-            if rng is None:
-                raise
-            try:
-                used = point
-                x, _ = solve(point)
-            except Infeasible:
-                used, dropped = dataclasses.replace(point, max_cpa=0.0), True
-                x, _ = solve(used)
-        return self._solution(x, point, used, now, dropped)
+        if rng is None:
+            x, _ = solve(point)
+            return self._solution(x, point, point, now, False)
+        xs, dropped = [], False
+        for _ in range(max(draws, 1)):
+            drawn = self._problem([p.sample(rng) for p in conv_post],
+                                  [p.sample(rng) for p in imp_post] if imp_post else None, value,
+                                  self.spec.max_cpa)
+            for candidate in (drawn, point, dataclasses.replace(point, max_cpa=0.0)):
+                try:
+                    xs.append(solve(candidate)[0])
+                    dropped = dropped or candidate.max_cpa != self.spec.max_cpa
+                    break
+                except Infeasible:
+                    continue
+        used = drawn if draws == 1 else point
+        return self._solution(np.mean(xs, axis=0), point, used, now, dropped)
 
     def _solution(self, x: np.ndarray, point: Problem, used: Problem, now: float,
                   dropped: bool) -> Solution:

@@ -16,23 +16,16 @@ DEFAULT_MAX_LEN = 64
 
 
 def reference_times(journeys: Journeys) -> np.ndarray:
-    """The featurizer's reference time per journey: float64 [J].
+    """The featurizer's reference time per journey: float64 [J] (``Journeys.reference_times``).
 
-    A converted journey is scored at its conversion time. A journey that did
-    not convert is scored at its last touch plus the median delay from last
-    touch to conversion among converted journeys, so the touch-age features
-    have the same distribution with either outcome and cannot leak the label.
+    A converted journey is scored at its conversion time; one that did not
+    convert at its last touch plus a delay drawn (fixed seed) from the
+    converters' delays, so touch ages cannot reveal the outcome. A journey
+    with no touch and no conversion gets 0 (it has nothing to featurize).
 
     >>> # reference_times(journeys)[j] == journeys.conversion_time[j] for converted j
     """
-    last = _last_touch_times(journeys)
-    conv = journeys.converted & np.isfinite(journeys.conversion_time)
-    lag = journeys.conversion_time[conv] - last[conv]
-    lag = lag[np.isfinite(lag)]
-    median_lag = float(np.median(np.maximum(lag, 0.0))) if lag.size else 0.0
-    ref = last + median_lag
-    ref[conv] = journeys.conversion_time[conv]
-    return ref
+    return np.nan_to_num(journeys.reference_times(seed=0), nan=0.0)
 
 
 def featurize_journeys(journeys: Journeys, max_len: int = DEFAULT_MAX_LEN,
@@ -103,13 +96,3 @@ def _with_rows(journeys: Journeys, kept: np.ndarray) -> Journeys:
         converted=journeys.converted, conversion_time=journeys.conversion_time,
         value=journeys.value, channels=journeys.channels,
     )
-
-
-def _last_touch_times(journeys: Journeys) -> np.ndarray:
-    last = np.full(journeys.n_journeys, np.nan)
-    nonempty = journeys.lengths() > 0
-    last[nonempty] = journeys.timestamp[journeys.offsets[1:][nonempty] - 1]
-    # An empty journey is scored at its conversion time when it has one.
-    empty_conv = ~nonempty & np.isfinite(journeys.conversion_time)
-    last[empty_conv] = journeys.conversion_time[empty_conv]
-    return np.nan_to_num(last, nan=0.0)

@@ -96,6 +96,12 @@ class AttribidServer:
                                          "channels": list(core.channels),
                                          "warm_seconds": round(time.perf_counter() - started, 3)})
 
+    @property
+    def ready_task(self) -> "asyncio.Task[None]":
+        if self._warm_task is None:
+            raise RuntimeError("start() first")
+        return self._warm_task
+
     async def wait_ready(self) -> None:
         if self._warm_task is None:
             raise RuntimeError("start() first")
@@ -142,6 +148,7 @@ def _build_core(settings: Settings, metrics: Metrics) -> Core:
     book = CampaignBook(model.info.channels, resolve_period_s=settings.resolve_period_s)
     book.warm()
     service = ScoringService(settings, scorer, book, metrics)
+    service.warm()
     return Core(service=service, book=book, channels=model.info.channels,
                 model_version=model.info.version)
 
@@ -164,13 +171,26 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     server = AttribidServer(settings)
     try:
-        await server.start()
-        await stop.wait()
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("cannot start", extra={"detail": str(exc)})
+            return 1
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait([stopping, server.ready_task], return_when=asyncio.FIRST_COMPLETED)
+        failure = None
+        if server.ready_task.done() and not server.ready_task.cancelled():
+            failure = server.ready_task.exception()
+        if failure is None:
+            await stopping
+        else:
+            stopping.cancel()
+            log.error("cannot serve", extra={"detail": f"{type(failure).__name__}: {failure}"})
         await server.stop()
+        return 0 if failure is None else 1
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-    return 0
 
 
 def _run_one(settings: Settings) -> int:

@@ -48,6 +48,15 @@ class ScoringService:
     def start(self) -> None:
         self.batcher.start()
 
+    def warm(self) -> None:
+        """Compile the validation kernels before the first call (the scorer warms its own)."""
+        now = self._wallclock()
+        touches = [pb.Touchpoint(channel=self.scorer.channels[i % self.scorer.n_channels],
+                                 timestamp_ms=int((now - 3600 + i) * 1000),
+                                 interaction=pb.INTERACTION_CLICK, cost=0.1) for i in range(3)]
+        journey = self.validator.validate(pb.ScoreRequest(journey=touches), now)
+        self._bid(self.scorer.fallback(journey, "warm-up"))
+
     async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
         """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
         journey = self.validator.validate(request, self._wallclock())

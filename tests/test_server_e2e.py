@@ -185,3 +185,19 @@ def test_expired_deadline_is_deadline_exceeded_not_silence(server):
     with pytest.raises(grpc.RpcError) as info:
         s.Score(score_request(journey(8)), timeout=1e-6)
     assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_model_that_cannot_load_exits_non_zero_with_a_clear_log(tmp_path):
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"not an onnx file")
+    proc = ServerProcess("--model-path", str(bogus)).start()
+    assert proc.wait(60) == 1
+    (line,) = proc.events("cannot serve")
+    assert line["level"] == "error" and ("onnx" in line["detail"].lower() or "model" in line["detail"])
+
+
+def test_a_missing_model_path_names_the_setting(tmp_path):
+    proc = ServerProcess("--model-path", str(tmp_path / "missing.onnx")).start()
+    assert proc.wait(60) == 1
+    (line,) = proc.events("cannot serve")
+    assert "model_path" in line["detail"]

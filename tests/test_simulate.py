@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from attribid.kernels.shapley import pairwise_game, set_shapley
+from attribid.kernels.shapley import oldest_to_drop, pairwise_game, set_shapley
 from attribid.models.simulate import (
     WORLDS, World, attribution_accuracy, journey_accuracy, simulate, subset_probability,
     true_channel_shares,
@@ -174,3 +174,32 @@ def test_journey_accuracy_scores_rows() -> None:
     expected = np.mean(true_rows.max(1))   # 1 - TV of a one-hot on the top channel
     assert journey_accuracy(pred, truth, conv) == pytest.approx(expected)
     assert journey_accuracy(np.zeros_like(pred), truth, conv) == pytest.approx(0.5)
+
+
+def test_oldest_to_drop_matches_python_reference() -> None:
+    rng = np.random.default_rng(12)
+    lengths = rng.integers(1, 9, size=200)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    n = int(offsets[-1])
+    channel = rng.integers(0, 3, size=n).astype(np.int32)
+    effect = rng.uniform(0.0, 0.3, size=n)
+    strength = rng.uniform(0.0, 1.0, size=n)
+    syn = rng.uniform(0.0, 0.2, size=(3, 3))
+    base = rng.uniform(0.0, 0.2, size=200)
+    got = oldest_to_drop(offsets, channel, effect, strength, syn, base, 0.6)
+
+    def v(lo: int, hi: int, j: int) -> float:
+        total = base[j] + effect[lo:hi].sum()
+        for i in range(lo, hi):
+            for k in range(i + 1, hi):
+                if channel[i] != channel[k]:
+                    total += syn[channel[i], channel[k]] * math.sqrt(strength[i] * strength[k])
+        return total
+
+    for j in range(200):
+        lo, hi = offsets[j], offsets[j + 1]
+        drop = 0
+        while hi - (lo + drop) > 1 and v(lo + drop, hi, j) > 0.6:
+            drop += 1
+        assert got[j] == drop
+    assert got.max() > 0 and (got == 0).any()   # both cases occur
