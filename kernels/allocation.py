@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from attribid.kernels.response import check_curves, curve_derivatives, curve_value
+from attribid.kernels.response import HILL, check_curves, curve_derivatives, curve_value
 
 OK = 0
 INFEASIBLE_BUDGET = 1
@@ -63,8 +63,13 @@ def _spend_at(i, t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, guess):
         g = math.log(h) - logt if h > 0.0 else -np.inf
         if abs(g) <= 1e-14:
             return x
-        # Newton on log h: exact in one step for an exponential curve.
-        xn = x - g * h / d if (h > 0.0 and d < 0.0) else 0.5 * (a + b)
+        # Newton on log h: in x for an exponential curve (exact in one step), in log x for a
+        # Hill curve (whose log marginal is nearly linear in log x away from the half point).
+        if h > 0.0 and d < 0.0:
+            step = g * h / d
+            xn = x * math.exp(-step / x) if ck[i] == HILL and x > 0.0 else x - step
+        else:
+            xn = 0.5 * (a + b)
         if not (a < xn < b):
             xn = 0.5 * (a + b)
         if abs(xn - x) <= 1e-13 * (1.0 + abs(x)) or b - a <= 1e-13 * (1.0 + abs(b)):
@@ -89,9 +94,13 @@ def _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x):
 
 
 @njit(cache=True)
-def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x):
-    """Maximise sum A c + E m - p * sum x under the box and the budget; returns t = p + lam."""
+def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x, hist):
+    """Maximise sum A c + E m - p * sum x under the box and the budget; returns t = p + lam.
+
+    Row k of ``hist`` (if it has one) gets iteration k's (t, sum x - budget).
+    """
     n = x.shape[0]
+    hist[:, :] = np.nan
     # Marginals at the bounds do not depend on t: computed once per solve.
     h_lo = np.empty(n)
     h_hi = np.empty(n)
@@ -114,8 +123,11 @@ def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x):
             t = max(t, h)
     t_lo = max(p, 0.0)
     t_hi = np.inf
-    for _ in range(2000):
+    for it in range(2000):
         s, ds = _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x)
+        if it < hist.shape[0]:
+            hist[it, 0] = t
+            hist[it, 1] = s - budget
         if s > budget:
             t_lo = t
         else:
@@ -131,7 +143,13 @@ def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x):
             tn = 0.5 * (t_lo + t_hi)
         if not (t_lo < tn < t_hi):
             tn = 0.5 * (t_lo + t_hi) if t_hi < np.inf else t * 4.0
+        if tn <= 1e-300:
+            break  # every marginal return is zero: any feasible spend is optimal
         t = tn
+    if s > budget * (1.0 + 1e-9) and t_hi < np.inf:
+        # Stopped without converging (flat returns): end on the feasible side of the budget.
+        t = t_hi
+        _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x)
     return t
 
 
@@ -146,7 +164,7 @@ def _cpa_residual(x, K, ck, cp):
 
 
 @njit(cache=True)
-def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
+def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats, hist):
     n = x.shape[0]
     stats[:] = 0.0
     if lo.sum() > budget * (1.0 + 1e-12):
@@ -155,7 +173,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
     for i in range(n):
         x[i] = lo[i]
     mu = 0.0
-    t = _solve_budget(budget, 0.0, lo, hi, A, E, ck, cp, mk, mp, x)
+    t = _solve_budget(budget, 0.0, lo, hi, A, E, ck, cp, mk, mp, x, hist)
     solves = 1
     scale = max(budget, 1e-300)
     r0 = _cpa_residual(x, max_cpa, ck, cp) if max_cpa > 0.0 else 0.0
@@ -163,7 +181,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
         # The least CPA reachable: maximise K * conversions - spend.
         Kv = np.full(n, max_cpa)
         Z = np.zeros(n)
-        _solve_budget(budget, 1.0, lo, hi, Kv, Z, ck, cp, mk, mp, x)
+        _solve_budget(budget, 1.0, lo, hi, Kv, Z, ck, cp, mk, mp, x, hist[:0])
         solves += 1
         # Unreachable: violated even at the least-CPA point, or met only by spending nothing
         # beyond the minimums (every channel's best CPA is above the ceiling).
@@ -178,7 +196,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
         while True:
             for i in range(n):
                 A2[i] = A[i] + m_hi * max_cpa
-            _solve_budget(budget, m_hi, lo, hi, A2, E, ck, cp, mk, mp, x)
+            _solve_budget(budget, m_hi, lo, hi, A2, E, ck, cp, mk, mp, x, hist[:0])
             solves += 1
             r_hi = _cpa_residual(x, max_cpa, ck, cp)
             if r_hi <= 0.0 or m_hi > 1e300:
@@ -193,7 +211,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
                 mu = 0.5 * (m_lo + m_hi)
             for i in range(n):
                 A2[i] = A[i] + mu * max_cpa
-            t = _solve_budget(budget, mu, lo, hi, A2, E, ck, cp, mk, mp, x)
+            t = _solve_budget(budget, mu, lo, hi, A2, E, ck, cp, mk, mp, x, hist[:0])
             solves += 1
             r = _cpa_residual(x, max_cpa, ck, cp)
             if r > 0.0:
@@ -212,7 +230,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
         mu = m_hi
         for i in range(n):
             A2[i] = A[i] + mu * max_cpa
-        t = _solve_budget(budget, mu, lo, hi, A2, E, ck, cp, mk, mp, x)
+        t = _solve_budget(budget, mu, lo, hi, A2, E, ck, cp, mk, mp, x, hist)
         solves += 1
         A = A2
     _certify(t, mu, budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats)
@@ -314,13 +332,18 @@ def check_problem(p: Problem) -> int:
     return n
 
 
-def solve_into(p: Problem, x: np.ndarray, stats: np.ndarray) -> None:
+_NO_HISTORY = np.empty((0, 2))
+
+
+def solve_into(p: Problem, x: np.ndarray, stats: np.ndarray, history: np.ndarray = _NO_HISTORY) -> None:
     """Solve ``p`` into preallocated ``x`` (float64 [C]) and ``stats`` (float64 [10], STAT_NAMES).
 
     Status ``stats[0]`` is OK, INFEASIBLE_BUDGET or INFEASIBLE_CPA; no exception on this path.
+    ``history`` (float64 [H, 2]) receives the final budget bisection's (t, sum x - budget) per
+    iteration, NaN past the last one: the solver's convergence history.
     """
     _solve(float(p.budget), p._a, p._e, p.conv_kind, p.conv_params,  # type: ignore[attr-defined]
-           p.imp_kind, p.imp_params, p.lo, p._hi, float(p.max_cpa), x, stats)  # type: ignore[attr-defined]
+           p.imp_kind, p.imp_params, p.lo, p._hi, float(p.max_cpa), x, stats, history)  # type: ignore[attr-defined]
 
 
 def solve(p: Problem) -> tuple[np.ndarray, dict[str, float]]:

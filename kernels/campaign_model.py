@@ -45,7 +45,8 @@ def _finite_nonneg(field: str, v: float) -> float:
 
 
 def validate_spec(spec: Any, index: Mapping[str, int], now: float) -> Any:
-    """Check a CampaignSpec and fill its defaults (flight 0 = now / 24 h, channels () = all)."""
+    """Check a CampaignSpec and fill its defaults: flight 0 = now / 24 h, channels () = all,
+    objective weights all 0 = revenue only."""
     budget = float(spec.budget)
     if not math.isfinite(budget) or budget <= 0:
         raise InvalidArgument("budget", f"must be a finite number > 0, got {budget}")
@@ -56,7 +57,7 @@ def validate_spec(spec: Any, index: Mapping[str, int], now: float) -> Any:
     weights = [_finite_nonneg(f"objective.{k}", getattr(spec, f"weight_{k}"))
                for k in ("revenue", "acquisitions", "exposure")]
     if sum(weights) <= 0:
-        raise InvalidArgument("objective", "at least one weight must be > 0")
+        weights = [1.0, 0.0, 0.0]  # no objective given (all weights 0): revenue, i.e. ROI
     _finite_nonneg("max_cpa", spec.max_cpa)
     floor = _finite_nonneg("bid_floor", spec.bid_floor)
     cap = _finite_nonneg("bid_cap", spec.bid_cap)
@@ -80,7 +81,9 @@ def validate_spec(spec: Any, index: Mapping[str, int], now: float) -> Any:
     if total_min > budget:
         raise FailedPrecondition("budget", f"channel minimums sum to {total_min:g}, "
                                  f"more than the budget {budget:g}")
-    return dataclasses.replace(spec, flight_start=start, flight_end=end, channels=tuple(channels))
+    return dataclasses.replace(spec, flight_start=start, flight_end=end, channels=tuple(channels),
+                               weight_revenue=weights[0], weight_acquisitions=weights[1],
+                               weight_exposure=weights[2])
 
 
 def type_channel(spec: Any) -> Any:

@@ -29,6 +29,7 @@ from .taxonomy import (
 TOUCHPOINT_COLUMNS = ("journey_id", "timestamp", "channel", "interaction", "cost")
 OPTIONAL_TOUCHPOINT_COLUMNS = ("device", "product_category")
 CONVERSION_COLUMNS = ("journey_id", "timestamp", "value")
+_NUMERIC = ("timestamp", "cost", "value")
 _DEVICE_NAMES = {code: name for name, code in DEVICES.items()}
 _INTERACTION_NAMES = {code: name for name, code in INTERACTIONS.items()}
 
@@ -75,12 +76,22 @@ def _csv_line_of(path: str) -> Callable[[int], int]:
     return line_of
 
 
-def _split_fast(text: str) -> tuple[list[str], list[str]] | None:
-    """Header fields and data lines of a CSV without quoting; None if it has quotes."""
+def _split_fast(text: str) -> tuple[list[str], list[str], int] | None:
+    """Header fields, every data field in row order, and the row count, of a CSV
+    without quoting; None if it has quotes (the csv module reads those)."""
     if '"' in text:
         return None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return lines[0].split(","), [line for line in lines[1:] if line]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    head, _, body = text.partition("\n")
+    body = body.rstrip("\n")
+    if body.startswith("\n") or "\n\n" in body:
+        lines = [line for line in body.split("\n") if line]
+        body = "\n".join(lines)
+    if not body:
+        return head.split(","), [], 0
+    # one C-level split over the whole body: row ends become field separators
+    return head.split(","), body.replace("\n", ",").split(","), body.count("\n") + 1
 
 
 def _read_csv(path: str, required: Sequence[str], optional: Sequence[str]) -> _Table:
@@ -95,15 +106,14 @@ def _read_csv(path: str, required: Sequence[str], optional: Sequence[str]) -> _T
     fast = _split_fast(text)
     if fast is not None:
         # plain comma-separated text: split it all at once, in C
-        header_fields, body = fast
+        header_fields, flat, rows = fast
         header = [h.strip() for h in header_fields]
         width = len(header)
-        flat = ",".join(body).split(",") if body else []
-        rows = len(body)
         if len(flat) != width * rows:
-            bad = next(k for k, line in enumerate(body) if line.count(",") != width - 1)
+            lines = [line for line in text.splitlines()[1:] if line]
+            bad = next(k for k, line in enumerate(lines) if line.count(",") != width - 1)
             raise DataError(path, line_of(bad), None, f"expected {width} fields, "
-                            f"found {body[bad].count(',') + 1}")
+                            f"found {lines[bad].count(',') + 1}")
         data: list[Sequence[str]] = [flat[i::width] for i in range(width)]
     else:
         reader = csv.reader(text.splitlines())
@@ -144,9 +154,12 @@ def _read_parquet(path: str, required: Sequence[str], optional: Sequence[str]) -
     for name in (*required, *optional):
         if name in names:
             col = table.column(name)
-            if str(col.type).startswith("timestamp"):
-                col = col.cast("timestamp[us]").cast("int64")
-                columns[name] = (np.asarray(col.to_numpy(), dtype=np.float64) / 1e6).tolist()
+            kind = str(col.type)
+            if kind.startswith("timestamp"):
+                micros = col.cast("timestamp[us]").cast("int64").to_numpy(zero_copy_only=False)
+                columns[name] = np.asarray(micros, dtype=np.float64) / 1e6
+            elif name in _NUMERIC and kind.startswith(("int", "uint", "float", "double")):
+                columns[name] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
             else:
                 columns[name] = ["" if v is None else str(v) for v in col.to_pylist()]
     return _Table(path, columns, table.num_rows, lambda row: row + 1, "row")
@@ -184,6 +197,8 @@ def _times(table: _Table, column: str) -> np.ndarray:
     for k, text in enumerate(values):
         try:
             out[k] = _parse_one_time(text) if isinstance(text, str) else float(text)
+            if not math.isfinite(out[k]):
+                raise ValueError("not finite")
         except (ValueError, TypeError):
             raise table.error(k, column, f"bad timestamp {text!r}: expected epoch seconds "
                               "or ISO-8601 like 2026-01-05T10:00:00Z") from None
@@ -195,12 +210,12 @@ def _non_negative(table: _Table, column: str) -> np.ndarray:
     try:
         out = np.asarray(values, dtype=np.float64)
     except ValueError:
+        out = np.empty(table.n_rows)
         for k, text in enumerate(values):
             try:
-                float(text)
+                out[k] = float(text)
             except ValueError:
                 raise table.error(k, column, f"not a number: {text!r}") from None
-        raise
     bad = np.flatnonzero(~np.isfinite(out) | (out < 0))
     if bad.size:
         raise table.error(int(bad[0]), column,
@@ -219,14 +234,17 @@ def _codes(values: Sequence[str], mapper: Callable[[str], int], dtype: type) -> 
     return np.fromiter(map(table.__getitem__, values), dtype=dtype, count=len(values))
 
 
-def _names(table: _Table, column: str) -> list[str]:
+def _names(table: _Table, column: str) -> tuple[list[str], list[str]]:
+    """The column's values, stripped and non-empty, and its distinct values in order."""
     values = table.columns[column]
+    distinct = list(dict.fromkeys(values))
     # strip only when some distinct value needs it: one pass over the rows in the usual case
-    if any(not v or v != v.strip() for v in dict.fromkeys(values)):
+    if any(not v or v != v.strip() for v in distinct):
         values = _mapped(values, str.strip)
-        if "" in dict.fromkeys(values):
+        distinct = list(dict.fromkeys(values))
+        if "" in distinct:
             raise table.error(values.index(""), column, "empty value")
-    return list(values)
+    return list(values), distinct
 
 
 def _interactions(table: _Table) -> np.ndarray:
@@ -239,9 +257,9 @@ def _interactions(table: _Table) -> np.ndarray:
     return codes
 
 
-def _channel_order(table: _Table, names: list[str],
+def _channel_order(table: _Table, names: list[str], distinct: list[str],
                    channels: Sequence[str] | None) -> tuple[str, ...]:
-    present = set(names)
+    present = set(distinct)
     if channels is None:
         order = [c for c in DEFAULT_CHANNELS if c in present]
         order += sorted(present.difference(DEFAULT_CHANNELS))
@@ -262,7 +280,7 @@ def _channel_order(table: _Table, names: list[str],
 def _conversions(path: str) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
     """journey_id -> row, conversion time and value of each conversion row."""
     table = _read(path, CONVERSION_COLUMNS)
-    ids = _names(table, "journey_id")
+    ids, _ = _names(table, "journey_id")
     times = _times(table, "timestamp")
     values = _non_negative(table, "value")
     index: dict[str, int] = {}
@@ -286,12 +304,12 @@ def load_journeys(touchpoints_path: str | os.PathLike, conversions_path: str | o
     (4, ('search', 'display'))
     """
     tp = _read(touchpoints_path, TOUCHPOINT_COLUMNS, OPTIONAL_TOUCHPOINT_COLUMNS)
-    ids = _names(tp, "journey_id")
+    ids, distinct_ids = _names(tp, "journey_id")
     timestamp = _times(tp, "timestamp")
-    names = _names(tp, "channel")
+    names, distinct_names = _names(tp, "channel")
     interaction = _interactions(tp)
     cost = _non_negative(tp, "cost")
-    order = _channel_order(tp, names, channels)
+    order = _channel_order(tp, names, distinct_names, channels)
     lookup = {name: code for code, name in enumerate(order)}
     channel = np.fromiter(map(lookup.__getitem__, names), dtype=np.int32, count=tp.n_rows)
     device = np.zeros(tp.n_rows, dtype=np.int8)
@@ -301,7 +319,7 @@ def load_journeys(touchpoints_path: str | os.PathLike, conversions_path: str | o
     row_category = np.full(tp.n_rows, UNKNOWN_CATEGORY, dtype=np.int32)
     if "product_category" in tp.columns:
         row_category = _codes(tp.columns["product_category"], category_code, np.int32)
-    first_seen = {jid: k for k, jid in enumerate(dict.fromkeys(ids))}
+    first_seen = {jid: k for k, jid in enumerate(distinct_ids)}
     journey = np.fromiter(map(first_seen.__getitem__, ids), dtype=np.int64, count=tp.n_rows)
     journey_ids = np.array(list(first_seen), dtype=object)
 

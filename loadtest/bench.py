@@ -18,12 +18,12 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import orjson
 
-from loadtest import report
+from loadtest import h2load, report
 from loadtest.driver import write_requests
 from loadtest.floors import floor_a, shipped_model
 from loadtest.journeys import generate, score_requests
@@ -93,6 +93,29 @@ def measure(target: Target, requests: Path, client_cores: str | None, *, closed:
     return result
 
 
+def cross_check(target: Target, out: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The same target under h2load (C), at concurrency 1, 32 and 128."""
+    if not h2load.available():
+        return []
+    from loadtest.driver import read_requests
+    message = read_requests(out / "score.bin")[0]
+    rows = []
+    for clients, streams in ((1, 1), (4, 8), (4, 32)):
+        before = target.score_statuses()
+        row = h2load.run(target.address, target.method, message, out, clients=clients,
+                         streams=streams, duration=args.duration, warmup=args.warmup,
+                         cores=args.client_cores)
+        after = target.score_statuses()
+        row["target"] = target.name
+        row["server_status"] = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after
+                                if after.get(k, 0.0) != before.get(k, 0.0)}
+        print(f"  {target.name:<18} h2load {row['level']:>8.0f}  {row['throughput']:>8.0f}/s  "
+              f"p50 {row['p50']:7.3f}  p99 {row['p99']:8.3f} ms  server says "
+              f"{row['server_status'] or 'n/a'}", flush=True)
+        rows.append(row)
+    return rows
+
+
 def closed_sweep(target: Target, requests: Path, args: argparse.Namespace,
                  levels: tuple[int, ...] = CONCURRENCY) -> list[dict[str, Any]]:
     return [measure(target, requests, args.client_cores, closed=c, duration=args.duration,
@@ -101,10 +124,18 @@ def closed_sweep(target: Target, requests: Path, args: argparse.Namespace,
 
 def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     logs = out / "logs"
-    res: dict[str, Any] = {"meta": _meta(args)}
+    res: dict[str, Any] = {"meta": _meta(args), "failures": []}
     res["meta"].update(prepare(out, args.steps, 512, args.seed))
     score = out / "score.bin"
     model = Path(args.model or shipped_model())
+
+    def guarded(name: str, step: Callable[[], None]) -> None:
+        # A failed optional part is reported, not allowed to lose the rest of the run.
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001
+            res["failures"].append(f"{name}: {type(exc).__name__}: {exc}")
+            print(f"  {name} FAILED: {exc}", flush=True)
 
     print("floor A: in-process onnxruntime", flush=True)
     os.sched_setaffinity(0, _cores(args.server_cores))
@@ -113,29 +144,42 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     print("floor B: bare grpc.aio + uvloop echo server", flush=True)
     with echo_server(args.server_cores, logs) as echo:
         res["floor_b"] = closed_sweep(echo, score, args)
+        guarded("h2load echo", lambda: res.update(h2load_echo=cross_check(echo, out, args)))
 
     print("attribid, 1 worker", flush=True)
     with attribid_server(args.server_cores, logs) as srv:
         res["attribid"] = closed_sweep(srv, score, args)
+        guarded("h2load attribid",
+                lambda: res.update(h2load_attribid=cross_check(srv, out, args)))
         sat = max(r["throughput"] for r in res["attribid"])
-        res["open"] = [measure(srv, score, args.client_cores, rate=f * sat,
-                               duration=args.duration, warmup=args.warmup,
-                               timeout=OPEN_DEADLINE_S, parse_fallback=True) | {"fraction": f}
-                       for f in RATE_FRACTIONS]
-    print("attribid, 1 worker, batching off (--max-batch 1)", flush=True)
-    with attribid_server(args.server_cores, logs, extra=("--max-batch", "1")) as srv:
-        res["no_batching"] = closed_sweep(srv, score, args, (1, 32))
-    print("attribid, 2 workers (both cores; the load generator shares one)", flush=True)
-    with attribid_server(None, logs, workers=2) as srv:
-        res["workers2"] = closed_sweep(srv, score, args, (1, 32, 128))
+        guarded("open loop", lambda: res.update(open=[
+            measure(srv, score, args.client_cores, rate=f * sat, duration=args.duration,
+                    warmup=args.warmup, timeout=OPEN_DEADLINE_S, parse_fallback=True)
+            | {"fraction": f} for f in RATE_FRACTIONS]))
 
+    def no_batching() -> None:
+        with attribid_server(args.server_cores, logs, extra=("--max-batch", "1")) as srv:
+            res["no_batching"] = closed_sweep(srv, score, args, (1, 32))
+
+    def workers2() -> None:
+        with attribid_server(None, logs, workers=2) as srv:
+            res["workers2"] = closed_sweep(srv, score, args, (1, 32, 128))
+
+    print("attribid, 1 worker, batching off (--max-batch 1)", flush=True)
+    guarded("batching off", no_batching)
+    print("attribid, 2 workers (both cores; the load generator shares one)", flush=True)
+    guarded("2 workers", workers2)
     if launch.peer_available() and not args.skip_peer:
         for batching in (False, True):
             key = "peer_batching" if batching else "peer"
             print(f"peer: MLServer 1.7.1, adaptive batching {'on' if batching else 'off'}",
                   flush=True)
-            with peer_server(args.server_cores, logs, model, batching) as peer:
-                res[key] = closed_sweep(peer, out / "peer.bin", args)
+
+            def peer(key: str = key, batching: bool = batching) -> None:
+                with peer_server(args.server_cores, logs, model, batching) as target:
+                    res[key] = closed_sweep(target, out / "peer.bin", args)
+
+            guarded(key, peer)
     res["meta"]["load_after"] = os.getloadavg()
     res["meta"]["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return res

@@ -77,6 +77,8 @@ class Result:
     p999: float = float("nan")
     max: float = float("nan")
     mean: float = float("nan")
+    #: open loop: p99 of how late calls left the generator after their scheduled arrival
+    send_lag_p99: float = float("nan")
 
 
 class _Recorder:
@@ -85,6 +87,7 @@ class _Recorder:
     def __init__(self, start_ns: int, end_ns: int, parse_fallback: bool) -> None:
         self.start_ns, self.end_ns = start_ns, end_ns
         self.lat_ns = array("q")
+        self.lag_ns = array("q")
         self.sent = self.fallback = self.dropped = 0
         self.errors: dict[str, int] = {}
         self.parse_fallback = parse_fallback
@@ -110,6 +113,8 @@ def _is_fallback(reply: bytes) -> bool:
 
 
 async def _call(rpc, request: bytes, timeout: float, t0: int, rec: _Recorder) -> None:
+    if rec.counts(t0):
+        rec.lag_ns.append(time.perf_counter_ns() - t0)
     try:
         reply = await rpc(request, timeout=timeout)
     except grpc.aio.AioRpcError as exc:
@@ -202,6 +207,8 @@ def _summary(mode: str, level: float, duration: float, rec: _Recorder) -> Result
         res.p50, res.p90, res.p99, res.p999 = (float(v) for v in
                                                np.percentile(lat, [50, 90, 99, 99.9]))
         res.max, res.mean = float(lat.max()), float(lat.mean())
+    if mode == "open" and rec.lag_ns:
+        res.send_lag_p99 = float(np.percentile(np.frombuffer(rec.lag_ns, dtype=np.int64), 99)) / 1e6
     return res
 
 

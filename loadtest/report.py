@@ -105,14 +105,15 @@ def _table(rows: list[dict[str, Any]], level_name: str) -> list[str]:
 
 def _open_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| x saturation | offered/s | ok/s | p50 ms | p90 ms | p99 ms | fallback | "
-             "errors | dropped by generator | server CPU | client CPU | mean batch |",
-             "|" + "---|" * 12]
+             "errors | dropped by generator | send lag p99 ms | server CPU | client CPU | "
+             "mean batch |", "|" + "---|" * 13]
     for r in rows:
         errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
         fb = r["fallback"] / r["ok"] if r["ok"] else 0.0
         lines.append(f"| {r['fraction']:.2f} | {r['level']:.0f} | {r['throughput']:.0f} | "
                      f"{_f(r['p50'])} | {_f(r['p90'])} | {_f(r['p99'])} | {fb:.1%} | {errors} | "
-                     f"{r['dropped']} | {r['server_cpu']:.2f} | {r['client_cpu']:.2f} | "
+                     f"{r['dropped']} | {_f(r.get('send_lag_p99'))} | "
+                     f"{r['server_cpu']:.2f} | {r['client_cpu']:.2f} | "
                      f"{_f(r.get('mean_batch'), 1)} |")
     return lines
 
@@ -130,7 +131,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     for ax, key in zip(axes, ("p50", "p99")):
         for name, label in series:
-            rows = sorted(res.get(name, []), key=lambda r: r["throughput"])
+            rows = sorted(res.get(name, []), key=lambda r: r["level"])
             rows = [r for r in rows if r[key] is not None]
             if rows:
                 ax.plot([r["throughput"] for r in rows], [r[key] for r in rows], "o-", label=label)
@@ -233,8 +234,27 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
             lines += ["", "## attribid Score, open loop (Poisson arrivals, 100 ms deadline)", "",
                       "Rates are fractions of the closed-loop saturation above. `fallback` is "
                       "the share of answers the server flagged as fallback (shed or out of time); "
-                      "errors are gRPC status codes; p50-p99 are over answered calls.", "",
+                      "errors are gRPC status codes; p50-p99 are over answered calls, timed from "
+                      "each call's scheduled arrival. `send lag` is how late the generator "
+                      "itself sent calls: where it is large, the generator was the limit.", "",
                       *_open_table(res["open"])]
+    if res.get("h2load_echo") or res.get("h2load_attribid"):
+        lines += ["", "## Cross-check with a C load generator (h2load)", "",
+                  "nghttp2's `h2load` on the load generator's core, one 32-touchpoint message "
+                  "repeated, `-c` connections x `-m` streams = concurrency. It cannot read gRPC "
+                  "status trailers; the server's own call counters (`attribid_rpc_calls`) give "
+                  "the status of every call it answered.", "",
+                  "| target | concurrency | calls/s | p50 ms | p90 ms | p99 ms | p99.9 ms | "
+                  "server-side status |", "|" + "---|" * 8]
+        for r in res.get("h2load_echo", []) + res.get("h2load_attribid", []):
+            status = ", ".join(f"{k} {v:.0f}" for k, v in r.get("server_status", {}).items())
+            lines.append(f"| {r['target']} | {r['level']:.0f} | {r['throughput']:.0f} | "
+                         f"{_f(r['p50'])} | {_f(r['p90'])} | {_f(r['p99'])} | {_f(r['p999'])} | "
+                         f"{status or 'n/a'} |")
+        if res.get("h2load_echo") and res.get("h2load_attribid"):
+            ratio = _best(res["h2load_attribid"])["throughput"] / _best(res["h2load_echo"])["throughput"]
+            lines += ["", f"Under h2load, attribid's best throughput is {ratio:.2f} of the echo "
+                      "server's."]
     if res.get("peer"):
         lines += ["", "The peer featurizes with attribid's own featurizer and runs the same "
                   "ONNX file in one onnxruntime session (1 intra-op thread, inference in the "
@@ -242,6 +262,9 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
                   "nothing, so it does less work per call than attribid. Requests are V2 "
                   f"`ModelInfer` messages with raw tensor contents "
                   f"({meta.get('peer_request_bytes', 0):.0f} bytes each)."]
+    if res.get("failures"):
+        lines += ["", "## Parts of this run that failed", "",
+                  *[f"- {failure}" for failure in res["failures"]]]
     md_path.write_text("\n".join(lines) + "\n")
     return [f"{'met' if ok else 'NOT met' if ok is not None else 'n/a':>8}  {a}: {m}"
             for a, m, ok in checklist]

@@ -49,6 +49,19 @@ class Target:
         return total, runs
 
 
+    def score_statuses(self) -> dict[str, float]:
+        """Score calls so far by gRPC status code, summed over workers (attribid only)."""
+        out: dict[str, float] = {}
+        for url in self.metrics_urls:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2.0) as resp:
+                    for line in resp.read().decode().splitlines():
+                        if line.startswith("attribid_rpc_calls_total") and 'method="Score"' in line:
+                            code = line.split('code="', 1)[1].split('"', 1)[0]
+                            out[code] = out.get(code, 0.0) + float(line.rsplit(" ", 1)[1])
+        return out
+
+
 def wait_serving(address: str, timeout: float = 120.0) -> None:
     """Block until grpc.health.v1 reports SERVING at ``address``."""
     deadline = time.monotonic() + timeout

@@ -3,7 +3,9 @@
 ``attribid attribute --touchpoints F --conversions F --method M [--model DIR]
 [--half-life H] [--order K] [--format json|csv]`` prints the conversions
 credited to each channel: JSON, an object from channel name to credit, or CSV
-``channel,credit``. The credits sum to the number of converting journeys.
+``channel,credit``. The credits sum to the number of converting journeys that
+have a touchpoint at or before their conversion (a conversion with none cannot
+be credited to any channel and is not counted).
 """
 from __future__ import annotations
 

@@ -58,6 +58,8 @@ def markov_removal_effects(journeys: Journeys, order: int = 1) -> np.ndarray:
     src, dst, n_states = markov_transitions(journeys.offsets, journeys.channel,
                                             journeys.converted, n_channels, order)
     start, conv = n_states - 3, n_states - 2
+    if src.size == 0:
+        return np.zeros(n_channels)
     key, count = np.unique(src * n_states + dst, return_counts=True)
     s, d = key // n_states, key % n_states
     states = np.unique(s)                      # transient: every state a path leaves
@@ -150,6 +152,8 @@ def attribute_journeys(journeys: Journeys, method: str, **options: Any) -> np.nd
     if unknown:
         raise ValueError(f"method {method!r} takes no option {', '.join(sorted(unknown))}")
     n_channels = len(journeys.channels)
+    if journeys.n_touchpoints == 0:
+        return np.zeros((journeys.n_journeys, n_channels))
     if method in RULES:
         return rule_credit(journeys.offsets, journeys.channel, journeys.timestamp,
                            journeys.converted, n_channels, method,

@@ -96,3 +96,20 @@ def _with_rows(journeys: Journeys, kept: np.ndarray) -> Journeys:
         converted=journeys.converted, conversion_time=journeys.conversion_time,
         value=journeys.value, channels=journeys.channels,
     )
+
+
+def single_touches(journeys: Journeys) -> tuple[Journeys, np.ndarray]:
+    """Every touchpoint as a one-touch journey, and the index of the journey it came from.
+
+    >>> # ones, source = single_touches(journeys); ones.n_journeys == journeys.n_touchpoints
+    """
+    source = np.repeat(np.arange(journeys.n_journeys), journeys.lengths())
+    n = journeys.n_touchpoints
+    return Journeys(
+        ids=journeys.ids[source], offsets=np.arange(n + 1, dtype=np.int64),
+        channel=journeys.channel, timestamp=journeys.timestamp,
+        interaction=journeys.interaction, cost=journeys.cost, device=journeys.device,
+        category=journeys.category[source], converted=journeys.converted[source],
+        conversion_time=journeys.conversion_time[source], value=journeys.value[source],
+        channels=journeys.channels,
+    ), source

@@ -93,9 +93,10 @@ def evaluate_world(world: World, n_journeys: int, seed: int,
         scores.append(score)
     result = WorldResult(world=world, journeys=journeys.n_journeys, conversions=int(conv.sum()),
                          true_shares=true_shares, models=scores)
+    probs: dict[str, np.ndarray] = {}
     for name, path in networks.items():
         model = load_model(path)
-        prob = _conversion(model, journeys, truth)
+        prob = probs[name] = _conversion(model, journeys, truth)
         score = next(s for s in scores if s.name == name)
         score.auc, score.log_loss = auc(conv, prob), log_loss(conv, prob)
         result.fidelity[name] = _fidelity(model, journeys, truth, credits[name], fidelity_journeys)
@@ -111,9 +112,9 @@ def evaluate_world(world: World, n_journeys: int, seed: int,
         result.categories[int(cat)] = [
             _score(name, credits[name][rows], sub_truth, conv[rows], sub_true)
             for name in models]
-        for name, path in networks.items():
+        for name in networks:
             s = next(x for x in result.categories[int(cat)] if x.name == name)
-            prob = _conversion(load_model(path), sub, sub_truth)
+            prob = probs[name][rows]
             s.auc, s.log_loss = auc(conv[rows], prob), log_loss(conv[rows], prob)
     return result
 

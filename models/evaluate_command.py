@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory with <world>/attribid.onnx trained per world")
     parser.add_argument("--worlds", default=",".join(WORLDS),
                         help="comma-separated worlds (default: all)")
+    parser.add_argument("--latency-repeats", type=int, default=200,
+                        help="calls timed for the serving latency figures")
     parser.add_argument("--fidelity-journeys", type=int, default=1500,
                         help="converting journeys per world checked against exact network Shapley")
 
@@ -63,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
                                       args.fidelity_journeys))
         print(f"{name}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     model = load_model(args.model)
-    journeys, truth = simulate(WORLDS[worlds[0]], 5000, args.seed + 1)
-    latency = {"batch 1 (ms per call)": serving_latency(model, journeys, truth, 1),
-               "batch 64 (ms per call)": serving_latency(model, journeys, truth, 64, 100)}
+    journeys, truth = simulate(WORLDS[worlds[0]], min(args.journeys, 5000), args.seed + 1)
+    repeats = max(args.latency_repeats, 5)
+    latency = {"batch 1 (ms per call)": serving_latency(model, journeys, truth, 1, repeats),
+               "batch 64 (ms per call)": serving_latency(model, journeys, truth, 64, repeats)}
     latency["batch 64 (ms per journey)"] = latency["batch 64 (ms per call)"] / 64
     command = "attribid evaluate " + " ".join(shlex.quote(a) for a in _argv(args))
     write_report(Path(args.out), command, results, model, latency, journeys, truth,
@@ -82,4 +85,8 @@ def _argv(args: argparse.Namespace) -> list[str]:
         out += ["--world-models", str(args.world_models)]
     if args.worlds != ",".join(WORLDS):
         out += ["--worlds", args.worlds]
+    if args.latency_repeats != 200:
+        out += ["--latency-repeats", str(args.latency_repeats)]
+    if args.fidelity_journeys != 1500:
+        out += ["--fidelity-journeys", str(args.fidelity_journeys)]
     return out

@@ -2,17 +2,20 @@
 
     features [B, T, 64] -> causal Conv1D 128 (ReLU, dropout 0.2)
       -> LSTM 256 (tanh, dropout 0.3) -> masked additive attention 128
-      -> dense 64 (ReLU, dropout 0.2) -> sigmoid heads:
-         conversion [B] and one score per channel [B, C]
+      -> dense 64 (ReLU, dropout 0.2) -> sigmoid: conversion [B]
+    per touch: [LSTM state, attention context] -> dense 64 (ReLU, dropout 0.2)
+      -> sigmoid touch score; summed per channel: C channel scores [B, C]
 
 Everything is causal or masked, so padding after a journey's last real step
 (kernels.featurize left-aligns journeys) cannot change any output.
 
-The per-channel sigmoid scores estimate each present channel's share of the
-positive Shapley value of the network's own conversion probability (trained by
-self-distillation, see models.distill). ``channel_credit`` renormalises them over
-the channels present in the journey, so it is >= 0, sums to 1 over present
-channels and is exactly 0 on absent ones, all inside the one forward pass.
+The channel scores are sums of per-touch sigmoid scores, the shape of the
+truth they estimate: a channel's Shapley value is the sum of its touches'.
+They learn each present channel's share of the positive Shapley value of the
+network's own conversion probability (self-distillation, see models.train).
+``channel_credit`` normalises them over the journey's channels, so it is >= 0,
+sums to 1 over present channels and is exactly 0 on absent ones, all inside
+the one forward pass.
 """
 from __future__ import annotations
 
@@ -55,10 +58,13 @@ class AttributionNet(nn.Module):
         self.dense = nn.Linear(LSTM_UNITS, DENSE_UNITS)
         self.dense_drop = nn.Dropout(0.2)
         self.conversion_head = nn.Linear(DENSE_UNITS, 1)
-        self.channel_head = nn.Linear(DENSE_UNITS, n_channels)
+        self.touch_dense = nn.Linear(2 * LSTM_UNITS, DENSE_UNITS)
+        self.touch_head = nn.Linear(DENSE_UNITS, 1)
 
-    def encode(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 64-unit journey representation [B, 64] and attention weights [B, T]."""
+    def encode(self, features: torch.Tensor, mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """LSTM states [B, T, 256], attention context [B, 256], the 64-unit journey
+        representation [B, 64] and attention weights [B, T]."""
         x = features.transpose(1, 2)
         # Left padding only: step t sees steps t-2..t, never the padding after the journey.
         x = nn.functional.pad(x, (CONV_KERNEL - 1, 0))
@@ -72,7 +78,7 @@ class AttributionNet(nn.Module):
         weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
         context = torch.bmm(weights.unsqueeze(1), h).squeeze(1)
         z = self.dense_drop(torch.relu(self.dense(context)))
-        return z, weights
+        return h, context, z, weights
 
     def present_channels(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """1.0 where the channel has a real touch in the journey, else 0.0: [B, C]."""
@@ -81,10 +87,14 @@ class AttributionNet(nn.Module):
 
     def heads(self, features: torch.Tensor,
               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Conversion logit [B], channel scores in (0, 1) [B, C], presence [B, C], attention [B, T]."""
-        z, weights = self.encode(features, mask)
+        """Conversion logit [B], channel scores >= 0 [B, C], presence [B, C], attention [B, T]."""
+        h, context, z, weights = self.encode(features, mask)
         logit = self.conversion_head(z).squeeze(-1)
-        scores = torch.sigmoid(self.channel_head(z))
+        both = torch.cat([h, context.unsqueeze(1).expand(-1, h.shape[1], -1)], dim=2)
+        u = self.dense_drop(torch.relu(self.touch_dense(both)))
+        touch = torch.sigmoid(self.touch_head(u)).squeeze(-1) * mask
+        one_hot = features[:, :, CHANNEL_ONE_HOT:CHANNEL_ONE_HOT + self.n_channels]
+        scores = torch.bmm(touch.unsqueeze(1), one_hot).squeeze(1)
         return logit, scores, self.present_channels(features, mask), weights
 
     def forward(self, features: torch.Tensor,

@@ -9,6 +9,7 @@ API
                                        per touch: ``touch_shapley`` [N]; ``after_conversion``:
                                        the touches a converter had after converting (dropped)
 ``subset_probability(world, journeys, truth, j, keep) -> float``  v(S) for any subset
+``touch_terms(world, journeys, reference_time) -> (a [N], g [N], b [J])``  the terms of v
 ``true_channel_shares(journeys, truth) -> [C]``   ground-truth credit shares
 ``attribution_accuracy(pred_shares, true_shares) -> float``  1 - total variation
 ``journey_accuracy(pred [J, C], truth, converted) -> float``  mean per-journey 1 - TV
@@ -20,17 +21,19 @@ For journey j with touches S observed up to its decision time ``t_d``
 observation window otherwise; the same distribution for both, so it does not
 reveal the outcome), the conversion probability of any subset S is
 
-    v(S) = b_j + sum_{i in S} a_i + sum_{i<j in S, c_i != c_j} Syn[c_i, c_j] * sqrt(g_i g_j)
+    v(S) = b_j + sum_{i in S} a_i + sum_{i<k in S, c_i != c_k} Syn[c_i, c_k] * sqrt(g_i g_k)
 
     g_i = m(interaction_i) * d_i            m(click) = 1, m(impression) = world.impression_weight
     d_i = floor + (1 - floor) * 2 ** (-(t_d - t_i) / half_life)      (time decay)
     a_i = w[c_i] * g_i                     (channel effect)
-    b_j = base[category] * device factor   (organic baseline, v of the empty set)
+    b_j = base[category] * factor[device of the last touch]   (organic baseline, v(empty))
 
 All terms are >= 0, so v grows with S; a journey whose v(all) would exceed
 ``world.p_max`` loses its oldest touches until it does not, so 0 <= v <= p_max
 for every subset by construction. The outcome is Bernoulli(v(all)). Shapley
-values are closed form (kernels/shapley.py): phi_i = a_i + 1/2 sum_j s_ij.
+values are closed form (kernels/shapley.py): phi_i = a_i + 1/2 sum_k s_ik; a
+channel's removal effect v(all) - v(all but its touches) sums every term that
+involves one of its touches.
 """
 from __future__ import annotations
 

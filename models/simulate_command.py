@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     """Simulate and write the files; returns the exit code.
 
     >>> import tempfile
-    >>> run(argparse.Namespace(world="recency", journeys=50, seed=1, out=tempfile.mkdtemp()))
+    >>> run(argparse.Namespace(world="recency", journeys=50, seed=1,
+    ...                        out=tempfile.mkdtemp()))  # doctest: +ELLIPSIS
+    wrote 50 journeys (... touchpoints, ... conversions) of world 'recency' to ...
     0
     """
     if args.journeys < 1:

@@ -10,6 +10,12 @@ Two stages, both on the same network:
    conversion loss, to reproduce the positive-Shapley shares in one forward
    pass (loss: total-variation distance of the served credit to them).
 
+The game's empty coalition is a journey with no touch, which no data shows:
+its value is estimated as a low quantile of the network's predictions on
+single touches (``organic_baseline``), and the network learns to output it for
+an empty journey, so its exact Shapley values can be recomputed from the ONNX
+file alone.
+
 >>> # net, report = train_network(journeys, TrainConfig(epochs=2, seed=7))
 """
 from __future__ import annotations
@@ -21,8 +27,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from attribid.kernels.featurize import N_FEATURES
 from attribid.kernels.journeys import Journeys
-from attribid.models.dataset import DEFAULT_MAX_LEN, featurize_journeys, reference_times, truncate
+from attribid.models.dataset import (
+    DEFAULT_MAX_LEN, featurize_journeys, reference_times, single_touches, truncate,
+)
 from attribid.models.distill import credit_shares, network_shapley, shapley_from_values, subset_values
 from attribid.models.metrics import auc, log_loss, row_agreement
 from attribid.models.network import AttributionNet, normalise_credit, parameter_count
@@ -32,6 +41,8 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every training setting; `attribid train` derives one flag per field."""
+
     #: passes over the training journeys for the conversion head
     epochs: int = 4
     #: passes over the distillation journeys for the channel scores
@@ -48,6 +59,9 @@ class TrainConfig:
     distill_journeys: int = 40_000
     #: weight of the credit loss against the conversion loss in stage 2
     credit_weight: float = 1.0
+    #: the organic (no-touch) conversion probability is estimated as this quantile of the
+    #: network's predictions on single touches; the empty journey learns that value
+    baseline_quantile: float = 0.05
     #: torch intra-op threads (the machine is shared; 1 or 2)
     threads: int = 1
 
@@ -57,6 +71,8 @@ class TrainConfig:
                 raise ValueError(f"{name}: must be >= {0 if 'epochs' in name else 1}")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError("holdout: must be in [0, 1)")
+        if not 0.0 < self.baseline_quantile < 1.0:
+            raise ValueError("baseline_quantile: must be in (0, 1)")
 
 
 def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
@@ -91,21 +107,30 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
         log(f"conversion epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}")
 
     distill_idx = _distill_sample(journeys, train, config.distill_journeys, rng)
+    baseline = organic_baseline(net, journeys.subset(distill_idx), ref[distill_idx], config)
+    log(f"organic baseline estimate: {baseline:.4f}")
     targets = None
     if config.distill_epochs and distill_idx.size:
         t0 = time.monotonic()
-        targets = _teacher_targets(net, journeys, distill_idx, config.max_len)
+        targets = _teacher_targets(net, journeys, ref, distill_idx, baseline, config.max_len)
         log(f"teacher Shapley on {distill_idx.size} journeys: {time.monotonic() - t0:.0f} s")
+    # Stage 2 passes over the distilled journeys plus as many others; class weights keep
+    # the conversion loss's base rate that of all training journeys.
+    others = np.setdiff1d(train, distill_idx)
+    stage2 = np.union1d(distill_idx, rng.permutation(others)[:distill_idx.size])
+    weights = _class_weights(labels, train, stage2)
     for epoch in range(config.distill_epochs if targets is not None else 0):
-        # All training journeys keep the conversion loss (so its base rate stays right);
-        # the distilled ones add the credit loss.
-        loss = _run_epoch(net, opt, journeys, ref, labels, train, targets, config, rng)
+        # The distilled journeys add the credit loss; the empty journey learns the baseline.
+        loss = _run_epoch(net, opt, journeys, ref, labels, stage2, targets, config, rng,
+                          baseline, weights)
         log(f"credit epoch {epoch + 1}/{config.distill_epochs}: loss {loss:.4f}")
 
     net.eval()
-    metrics = holdout_metrics(net, journeys.subset(hold), config.max_len) if hold.size else {}
+    metrics = (holdout_metrics(net, journeys.subset(hold), config.max_len, ref_time=ref[hold])
+               if hold.size else {})
     summary = training_summary(journeys.subset(train), config, distill_idx.size)
     summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["organic_baseline"] = round(baseline, 5)
     summary["parameters"] = parameter_count(net)
     log(f"held-out: {metrics}")
     return net, {"summary": summary, "metrics": metrics,
@@ -125,19 +150,22 @@ def torch_predict(net: AttributionNet) -> Callable[[np.ndarray, np.ndarray], np.
 
 
 def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
-                    fidelity_journeys: int = 2000) -> dict[str, float]:
+                    fidelity_journeys: int = 2000,
+                    ref_time: np.ndarray | None = None) -> dict[str, float]:
     """AUC, log-loss, and agreement of the served credit with the network's exact Shapley shares.
 
     >>> # holdout_metrics(net, held_out, 64)["credit_vs_network_shapley"]
     """
     net.eval()
-    conv, credit = predict_batches(net, journeys, max_len)
+    ref = reference_times(journeys) if ref_time is None else ref_time
+    conv, credit = predict_batches(net, journeys, max_len, ref_time=ref)
     y = journeys.converted
     out: dict[str, float] = {"auc": auc(y, conv), "log_loss": log_loss(y, conv),
                              "journeys": float(journeys.n_journeys)}
     converting = np.flatnonzero(y)[:fidelity_journeys]
     if converting.size:
-        phi, present = network_shapley(journeys.subset(converting), torch_predict(net), max_len)
+        phi, present = network_shapley(journeys.subset(converting), torch_predict(net), max_len,
+                                       ref_time=ref[converting])
         shares, defined = credit_shares(phi, present)
         agree = row_agreement(credit[converting], shares)[defined]
         out["credit_vs_network_shapley"] = float(agree.mean()) if agree.size else float("nan")
@@ -145,12 +173,13 @@ def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
 
 
 def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
-                    batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+                    batch: int = 1024,
+                    ref_time: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Conversion probabilities [J] and served credit [J, C] from the PyTorch network.
 
     >>> # conv, credit = predict_batches(net, journeys, 64)
     """
-    ref = reference_times(journeys)
+    ref = reference_times(journeys) if ref_time is None else ref_time
     conv = np.empty(journeys.n_journeys)
     credit = np.zeros((journeys.n_journeys, len(journeys.channels)))
     with torch.no_grad():
@@ -180,22 +209,31 @@ def training_summary(journeys: Journeys, config: TrainConfig, distilled: int) ->
 def _run_epoch(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journeys,
                ref: np.ndarray, labels: np.ndarray, index: np.ndarray,
                targets: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
-               rng: np.random.Generator) -> float:
+               rng: np.random.Generator, baseline: float | None = None,
+               weights: np.ndarray | None = None) -> float:
     net.train()
     bce = torch.nn.BCEWithLogitsLoss()
+    empty = (torch.zeros(1, 1, N_FEATURES), torch.zeros(1, 1))
+    empty_target = torch.full((1,), float(baseline or 0.0))
     total, count = 0.0, 0
     for batch in _length_batches(journeys.lengths()[index], config.batch_size, rng):
         idx = index[batch]
         f, m = featurize_journeys(journeys.subset(idx), config.max_len, ref_time=ref[idx])
         f_t, m_t = torch.from_numpy(f), torch.from_numpy(m)
         logit, scores, present, _ = net.heads(f_t, m_t)
-        loss = bce(logit, torch.from_numpy(labels[idx]))
+        if weights is None:
+            loss = bce(logit, torch.from_numpy(labels[idx]))
+        else:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logit, torch.from_numpy(labels[idx]), weight=torch.from_numpy(weights[idx]))
         if targets is not None:
             shares, defined = targets[0][idx], targets[1][idx]
             if defined.any():
                 credit = normalise_credit(scores, present)[torch.from_numpy(defined)]
                 tv = 0.5 * (credit - torch.from_numpy(shares[defined]).float()).abs().sum(dim=1)
                 loss = loss + config.credit_weight * tv.mean()
+        if baseline is not None:
+            loss = loss + bce(net.heads(*empty)[0], empty_target)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -205,12 +243,34 @@ def _run_epoch(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journe
     return total / max(count, 1)
 
 
-def _teacher_targets(net: AttributionNet, journeys: Journeys, index: np.ndarray,
+def organic_baseline(net: AttributionNet, journeys: Journeys, ref: np.ndarray,
+                     config: TrainConfig, limit: int = 50_000) -> float:
+    """Estimated conversion probability of a journey with no touch at all.
+
+    No journey in the data has zero touches, so this is read off the network:
+    the ``config.baseline_quantile`` quantile of its predictions on single
+    touches (old impressions and other weak touches add almost nothing).
+
+    >>> # organic_baseline(net, journeys, ref, TrainConfig())  # e.g. 0.03
+    """
+    ones, source = single_touches(journeys)
+    pick = np.random.default_rng(config.seed).permutation(ones.n_journeys)[:limit]
+    f, m = featurize_journeys(ones.subset(pick), config.max_len, ref_time=ref[source[pick]])
+    if pick.size == 0:
+        return 0.0
+    net.eval()
+    prob = torch_predict(net)(f, m)
+    return float(np.quantile(prob, config.baseline_quantile))
+
+
+def _teacher_targets(net: AttributionNet, journeys: Journeys, ref: np.ndarray,
+                     index: np.ndarray, baseline: float,
                      max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Positive-Shapley shares [J, C] of the network as it is now at ``index`` (other rows
-    undefined), and which rows are defined."""
+    undefined), and which rows are defined; the empty set is worth ``baseline``."""
     net.eval()
-    starts, present, values = subset_values(journeys.subset(index), torch_predict(net), max_len)
+    starts, present, values = subset_values(journeys.subset(index), torch_predict(net), max_len,
+                                            ref_time=ref[index], empty_value=baseline)
     part, ok = credit_shares(shapley_from_values(starts, present, values), present)
     shares = np.zeros((journeys.n_journeys, present.shape[1]))
     defined = np.zeros(journeys.n_journeys, dtype=bool)
@@ -218,13 +278,26 @@ def _teacher_targets(net: AttributionNet, journeys: Journeys, index: np.ndarray,
     return shares, defined
 
 
+def _class_weights(labels: np.ndarray, population: np.ndarray,
+                   sample: np.ndarray) -> np.ndarray:
+    """Per-journey weights making ``sample``'s class balance that of ``population``."""
+    weights = np.ones(labels.shape[0], dtype=np.float32)
+    for value in (0.0, 1.0):
+        share_pop = float(np.mean(labels[population] == value))
+        share_sample = float(np.mean(labels[sample] == value)) if sample.size else 0.0
+        if share_sample > 0:
+            weights[labels == value] = share_pop / share_sample
+    return weights
+
+
 def _distill_sample(journeys: Journeys, train: np.ndarray, cap: int,
                     rng: np.random.Generator) -> np.ndarray:
-    """Training journeys for distillation: converting ones first (their credit is served), sorted."""
-    converting = train[journeys.converted[train]]
-    other = train[~journeys.converted[train]]
-    take_conv = rng.permutation(converting)[:cap]
-    take_other = rng.permutation(other)[:max(cap - take_conv.size, 0)]
+    """Up to ``cap`` training journeys for distillation, sorted: half converting (their
+    credit is what batch attribution reports), half not (served mid-journey)."""
+    converting = rng.permutation(train[journeys.converted[train]])
+    other = rng.permutation(train[~journeys.converted[train]])
+    take_conv = converting[:max(cap // 2, cap - other.size)]
+    take_other = other[:cap - take_conv.size]
     return np.sort(np.concatenate([take_conv, take_other]))
 
 

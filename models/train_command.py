@@ -47,8 +47,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """
     for f in dataclasses.fields(TrainConfig):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
-                            default=f.default, help=f"{_HELP.get(f.name, f.name)} "
-                            f"(default {f.default})")
+                            default=f.default,
+                            help=f"{_HELP.get(f.name, f.name)} (default %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

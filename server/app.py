@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +27,10 @@ from attribid.settings import Settings
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
+if TYPE_CHECKING:  # imported lazily at run time: the server binds before loading them
+    from attribid.campaigns import CampaignBook
+    from attribid.service import ScoringService
+
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
 
 
@@ -33,8 +38,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
 class Core:
     """Everything a call needs once the server is warm."""
 
-    service: "object"          # attribid.service.ScoringService
-    book: "object"             # attribid.campaigns.CampaignBook
+    service: "ScoringService"
+    book: "CampaignBook"
     channels: tuple[str, ...]
     model_version: str
 

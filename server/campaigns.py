@@ -2,13 +2,15 @@
 
 ``configure`` sets a campaign's budget and constraints; ``report`` adds observed outcomes
 (idempotent by batch id); a re-solve fits each channel's response curve to the outcomes
-(``attribid.kernels.fitting``), draws one Thompson sample of every curve, solves the allocation
-under the sampled curves (``attribid.kernels.allocation``) and swaps the result in whole.
+(``attribid.kernels.fitting``), draws Thompson samples of every curve, solves the allocation
+under them (``attribid.kernels.allocation``) and swaps the result in whole.
 ``bids_into`` (the Score hot path) reads only the arrays of the current swap.
 
 Exploration is Thompson sampling over the curves' parameters: a channel the plan has starved
 keeps a wide posterior, so some draws rate it highly and fund it, and the spend that follows is
-the evidence that settles it. It needs no tuning constant and explores less as evidence grows.
+the evidence that settles it; it explores less as evidence grows. The plan is the mean of the
+plans under ``draws`` draws (8 by default): one draw's plan jumps from solve to solve, and in the
+simulated market (docs/market.md) that jitter cost more revenue than the averaged plan.
 
 Curves work on rates (spend and outcomes per hour), so reports of any cadence combine; the
 allocation's spend is the planned rate times the flight. The campaign "" always exists: all
@@ -110,7 +112,7 @@ class CampaignBook:
 
     def __init__(self, channels: Sequence[str], *, clock: Callable[[], float] = time.time,
                  seed: int = 0, resolve_period_s: float = 5.0, min_new_evidence: int = 20,
-                 half_life_s: float = 3 * 24 * HOUR) -> None:
+                 half_life_s: float = 3 * 24 * HOUR, draws: int = 8) -> None:
         self.channels = tuple(channels)
         self._index = {c: i for i, c in enumerate(self.channels)}
         self._clock = clock
@@ -118,6 +120,8 @@ class CampaignBook:
         self.resolve_period_s = float(resolve_period_s)
         self.min_new_evidence = int(min_new_evidence)
         self.half_life_s = float(half_life_s)
+        #: Thompson draws averaged per re-solve (1 = plain Thompson sampling, 0 = posterior means)
+        self.draws = int(draws)
         self._lock = threading.Lock()
         self._campaigns: dict[str, _Campaign] = {}
         #: campaign id -> hot tuple; a plain dict read on the hot path, entries swapped whole
@@ -187,12 +191,20 @@ class CampaignBook:
         """Re-fit the curves, draw a Thompson sample and re-solve, now."""
         camp = self._get(campaign_id)
         now = self._clock()
-        result = camp.model.solve(self._rng, now)
+        taken = camp.pending  # rows reported while solving stay pending for the next re-solve
+        result = camp.model.solve(self._rng if self.draws > 0 else None, now, self.draws)
         with self._lock:
-            camp.pending = 0
+            camp.pending = max(camp.pending - taken, 0)
             self._install(camp, result)
         assert camp.snapshot is not None
         return camp.snapshot
+
+    def expected_plan(self, campaign_id: str) -> dict[str, float]:
+        """Spend per channel over the flight that is optimal under the curves' posterior means
+        (no exploration); the current allocation is left as it is."""
+        camp = self._get(campaign_id)
+        result = camp.model.solve(None, self._clock())
+        return {self.channels[i]: float(result.spend[i]) for i in camp.model.members}
 
     def bids_into(self, campaign_id: str, conversion_probability: float, credit: np.ndarray,
                   out: np.ndarray) -> None:

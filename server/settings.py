@@ -125,7 +125,7 @@ def from_sources(args: argparse.Namespace | None = None,
         raw = environ.get(ENV_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kind = type(f.default)
+        kind: Any = type(f.default)
         try:
             values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
         except ValueError as exc:

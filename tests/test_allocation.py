@@ -195,3 +195,27 @@ def test_dp_meets_a_cpa_ceiling_and_auto_picks_the_method() -> None:
     assert method == "dp"
     assert x.sum() <= p2.max_cpa * objective_parts(p2, x)[1] * (1 + 1e-9)
     assert solve_auto(exp_problem(np.random.default_rng(0), 3, 10.0))[2] == "kkt"
+
+
+def test_worthless_channels_stay_within_the_budget() -> None:
+    """All marginal returns zero: any feasible plan is optimal, but it must be feasible."""
+    p = exp_problem(np.random.default_rng(0), 3, 100.0, w_revenue=0.0, w_exposure=1.0)
+    x, cert = solve(p)
+    assert x.sum() <= 100.0 and cert["box_residual"] <= 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_problems_are_feasible_and_certified(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    n = int(rng.integers(1, 9))
+    budget = float(rng.choice([0.0, 1.0, 1e3, 1e6]))
+    lo = np.where(rng.random(n) < 0.3, rng.uniform(0, budget / (2 * n), n), 0.0)
+    hi = np.where(rng.random(n) < 0.3, lo + rng.uniform(0, budget / n, n), budget)
+    p = mixed_problem(rng, n, budget, w_revenue=float(rng.uniform(0, 2)),
+                      w_acquisitions=float(rng.uniform(0, 50)), w_exposure=float(rng.uniform(0, 1e-3)))
+    p = Problem(p.budget, p.value_per_conversion, lo, hi, p.conv_kind, p.conv_params, p.imp_kind,
+                p.imp_params, p.w_revenue, p.w_acquisitions, p.w_exposure)
+    x, cert = solve(p)
+    assert np.all(x >= lo) and np.all(x <= np.minimum(hi, budget) + 1e-9 * max(budget, 1))
+    assert x.sum() <= budget * (1 + 1e-9) + 1e-12
+    assert cert["stationarity"] < 1e-7 and cert["bound_sign"] < 1e-7

@@ -45,7 +45,7 @@ def test_default_campaign_starts_from_table6_shares() -> None:
 @pytest.mark.parametrize("change,status,field", [
     ({"budget": -1.0}, InvalidArgument, "budget"),
     ({"weight_revenue": float("nan")}, InvalidArgument, "objective.revenue"),
-    ({"weight_revenue": 0.0}, InvalidArgument, "objective"),
+    ({"weight_acquisitions": -1.0}, InvalidArgument, "objective.acquisitions"),
     ({"bid_floor": 2.0, "bid_cap": 1.0}, InvalidArgument, "bid_cap"),
     ({"flight_end": 1.6e9}, InvalidArgument, "flight_end"),
     ({"channels": (ChannelSpec("search", 0, 0, 1), ChannelSpec("email", 50, 10, 1))},
@@ -61,6 +61,12 @@ def test_configure_rejects_with_the_field(change: dict, status: type, field: str
     with pytest.raises(status) as err:
         book.configure(spec(**change))
     assert err.value.field == field
+
+
+def test_no_objective_means_revenue() -> None:
+    book = CampaignBook(CHANNELS, clock=Clock())
+    snap = book.configure(spec(weight_revenue=0.0))
+    assert snap.objective == pytest.approx(snap.revenue)
 
 
 def test_report_is_idempotent_and_validated() -> None:

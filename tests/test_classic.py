@@ -235,3 +235,10 @@ def test_attribute_command_reports_bad_input(tmp_path: Path,
     assert main(["attribute", "--touchpoints", str(DATA / "touchpoints.csv"), "--conversions",
                  str(DATA / "conversions.csv"), "--method", "linear", "--order", "2"]) == 2
     assert "--order applies to --method markov only" in capsys.readouterr().err
+
+
+def test_no_journeys_give_no_credit() -> None:
+    empty = _journeys([], [], ABC)
+    for method in METHODS:
+        assert attribute_journeys(empty, method).shape == (0, 3)
+    np.testing.assert_array_equal(markov_removal_effects(empty), 0.0)

@@ -177,3 +177,32 @@ def test_reference_times_do_not_reveal_the_outcome() -> None:
     # every non-converter's delay is one of the converters' delays, drawn evenly
     assert set(delays_other.tolist()) <= set(delays_conv.tolist())
     assert abs(np.median(delays_other) - np.median(delays_conv)) < 0.2 * np.median(delays_conv)
+
+
+def test_parquet_files_load_like_csv(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    journeys, _ = simulate(WORLDS["recency"], 300, seed=6)
+    write_journeys(journeys, tmp_path / "t.csv", tmp_path / "c.csv")
+    # the same rows, typed: timestamps as a timestamp column, costs as doubles
+    tp = load_journeys(tmp_path / "t.csv", tmp_path / "c.csv")
+    rows = np.repeat(np.arange(tp.n_journeys), tp.lengths())
+    table = pa.table({
+        "journey_id": tp.ids[rows].tolist(),
+        "timestamp": pa.array((tp.timestamp * 1e6).astype("int64")).cast(
+            pa.timestamp("us", tz="UTC")),
+        "channel": [tp.channels[c] for c in tp.channel],
+        "interaction": ["click" if i == CLICK else "impression" for i in tp.interaction],
+        "cost": tp.cost})
+    pq.write_table(table, tmp_path / "t.parquet")
+    conv = np.flatnonzero(tp.converted)
+    pq.write_table(pa.table({"journey_id": tp.ids[conv].tolist(),
+                             "timestamp": tp.conversion_time[conv],
+                             "value": tp.value[conv]}), tmp_path / "c.parquet")
+    back = load_journeys(tmp_path / "t.parquet", tmp_path / "c.parquet")
+    for name in ("ids", "offsets", "channel", "timestamp", "interaction", "cost", "converted"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(tp, name), name)
+    bad = pa.table({"journey_id": ["x"], "timestamp": [float("nan")], "value": [1.0]})
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet, row 1, column 'timestamp'"):
+        load_journeys(tmp_path / "t.parquet", tmp_path / "bad.parquet")

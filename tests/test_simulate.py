@@ -203,3 +203,19 @@ def test_oldest_to_drop_matches_python_reference() -> None:
             drop += 1
         assert got[j] == drop
     assert got.max() > 0 and (got == 0).any()   # both cases occur
+
+
+def test_channel_sequences_follow_the_markov_chain() -> None:
+    from attribid.models.simulate import START, TRANSITIONS
+    journeys, truth = simulate(WORLDS["balanced"], 40000, seed=13)
+    # far below p_max, so no journey lost its oldest touches to saturation
+    assert truth.p_true.max() < 0.9 * WORLDS["balanced"].p_max
+    first = journeys.channel[journeys.offsets[:-1]]
+    start_freq = np.bincount(first, minlength=7) / journeys.n_journeys
+    np.testing.assert_allclose(start_freq, START, atol=0.015)
+    row_of = np.repeat(np.arange(journeys.n_journeys), journeys.lengths())
+    same = np.diff(row_of) == 0
+    prev, nxt = journeys.channel[:-1][same], journeys.channel[1:][same]
+    counts = np.zeros((7, 7))
+    np.add.at(counts, (prev, nxt), 1.0)
+    np.testing.assert_allclose(counts / counts.sum(1, keepdims=True), TRANSITIONS, atol=0.02)

@@ -18,6 +18,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q "mlserver==1.7.1" "onnxruntime>=1.19" "numba>=0.60" "numpy>=1.26"
+# uvloop < 0.22: MLServer 1.7.1's parallel inference workers call
+# asyncio.get_event_loop() at start, which newer uvloop refuses.
+"$VENV/bin/pip" install -q "mlserver==1.7.1" "uvloop<0.22" "onnxruntime>=1.19" "numba>=0.60" "numpy>=1.26"
 "$VENV/bin/pip" install -q --no-deps -e "$ROOT"
 "$VENV/bin/python" -c "import mlserver, onnxruntime, numba; print('peer venv ready:', mlserver.__version__, onnxruntime.__version__, numba.__version__)"
