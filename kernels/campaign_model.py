@@ -144,6 +144,12 @@ class CampaignModel:
         self._obs: list[np.ndarray] = []  # rows: channel, spend, conv, rev, imp, dt_hours, end
         self._last_end: dict[int, float] = {}
 
+    def adopt(self, old: "CampaignModel") -> None:
+        """Take over the observations of a model this one replaces, for the channels kept."""
+        kept = set(self.members.tolist())
+        self._obs = [o for o in old._obs if int(o[0]) in kept]
+        self._last_end = {c: t for c, t in old._last_end.items() if c in kept}
+
     def add(self, rows: np.ndarray, end: float) -> None:
         """Record one period's rows (from validate_rows) ending at ``end`` (epoch s)."""
         for r in rows:

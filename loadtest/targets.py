@@ -126,6 +126,7 @@ def peer_server(cores: str | None, logdir: Path, model: Path, batching: bool,
     tag = "peer-batching" if batching else "peer"
     cmd = launch.peer_command(logdir / tag, model, ports, batching,
                               max_batch_size, max_batch_time_s)
-    with started(cmd, cores, logdir / f"{tag}.log", env=launch.peer_env(), cwd=str(ROOT)) as proc:
+    with started(cmd, cores, logdir / f"{tag}.log", env=launch.peer_env(),
+                 cwd=str(logdir / tag)) as proc:
         launch.wait_ready(ports[1])
         yield Target(tag, f"127.0.0.1:{ports[0]}", PEER_METHOD, proc)

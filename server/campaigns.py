@@ -144,13 +144,19 @@ class CampaignBook:
         """Create or replace a campaign; the first allocation uses the curves' posterior means."""
         spec = cm.validate_spec(spec, self._index, self._clock())
         model = cm.CampaignModel(spec, self.channels, self.half_life_s)
+        old = self._campaigns.get(spec.campaign_id)
+        if old is not None:
+            # Replacing a campaign keeps what it has learnt, spent and acknowledged.
+            model.adopt(old.model)
         try:
             result = model.solve(None, self._clock())
         except Infeasible as exc:
             raise FailedPrecondition(exc.constraint, str(exc).split(": ", 1)[-1]) from None
         with self._lock:
-            old = self._campaigns.get(spec.campaign_id)
-            camp = _Campaign(spec, model, version=old.version if old else 0)
+            camp = _Campaign(spec, model)
+            if old is not None:
+                camp.version, camp.spent, camp.pending = old.version, old.spent, old.pending
+                camp.seen, camp.seen_order = old.seen, old.seen_order
             self._install(camp, result)
             self._campaigns[spec.campaign_id] = camp
         assert camp.snapshot is not None
@@ -188,7 +194,7 @@ class CampaignBook:
         return snap
 
     def resolve_now(self, campaign_id: str) -> AllocationSnapshot:
-        """Re-fit the curves, draw a Thompson sample and re-solve, now."""
+        """Re-fit the curves, draw Thompson samples and re-solve, now."""
         camp = self._get(campaign_id)
         now = self._clock()
         taken = camp.pending  # rows reported while solving stay pending for the next re-solve

@@ -132,6 +132,20 @@ def test_allocation_moves_to_the_better_channel_and_bids_follow() -> None:
     assert last.pacing == pytest.approx(1.0, abs=0.3)  # spending at about the planned rate
 
 
+def test_reconfiguring_keeps_evidence_and_batch_ids() -> None:
+    clock = Clock(1.7e9 + DAY)
+    book = CampaignBook(CHANNELS, clock=clock)
+    book.configure(spec())
+    rows = [OutcomeRow("email", 900.0, 90.0, 7200.0, 0.0), OutcomeRow("search", 100.0, 1.0, 80.0, 0.0)]
+    book.report("c1", "b1", rows, None)
+    learnt = book.resolve_now("c1")
+    again = book.configure(spec(budget=8000.0))
+    assert again.version == learnt.version + 1
+    assert book.report("c1", "b1", rows, None)[0]  # still a duplicate
+    fresh = CampaignBook(CHANNELS, clock=clock).configure(spec(budget=8000.0))
+    assert again.share["email"] > fresh.share["email"]  # the evidence for email was kept
+
+
 def test_pacing_zero_after_the_flight() -> None:
     clock = Clock(1.7e9)
     book = CampaignBook(CHANNELS, clock=clock)

@@ -165,7 +165,7 @@ def test_locust_headless_run_against_a_real_server(server, tmp_path):
     assert int(stats["Score"]["Request Count"]) > 20
     assert int(stats["Aggregated"]["Failure Count"]) == 0
     assert "ScoreStream" in stats and "ReportOutcomes" in stats
-    assert (tmp_path / "locust.html").stat().st_size > 1000
+    assert "ScoreStream" in (tmp_path / "locust.html").read_text()
     assert "p99.9" in done.stdout + done.stderr
     hist = list(csv.DictReader(Path(f"{prefix}_us_histogram.csv").read_text().splitlines()))
     # The histogram also counts calls that finish while users stop, after the CSV is written.

@@ -39,7 +39,10 @@ def peer_command(workdir: Path, model: Path, ports: tuple[int, int, int], batchi
     workdir.mkdir(parents=True, exist_ok=True)
     settings = {"debug": False, "parallel_workers": 0, "host": "127.0.0.1",
                 "grpc_port": grpc_port, "http_port": http_port, "metrics_port": metrics_port,
-                "load_models_at_startup": True}
+                "load_models_at_startup": True,
+                # MLServer's scratch folders default to the working directory.
+                "environments_dir": str(workdir / ".envs"),
+                "metrics_dir": str(workdir / ".metrics")}
     model_settings = {"name": MODEL_NAME, "implementation": IMPLEMENTATION,
                       "parameters": {"uri": str(model.resolve()),
                                      "extra": {"intra_op_threads": 1}}}
