@@ -57,17 +57,21 @@ def bids_into(p_conv: float, credit: np.ndarray, per_conv: np.ndarray, per_imp: 
 
 
 def pacing_multiplier(now: float, start: float, end: float, budget: float, spent: float,
-                      *, limit: float = 4.0) -> float:
-    """Bid multiplier: the spend rate still needed over the budget's nominal rate, in [0, limit].
+                      *, delivery: float = 1.0, limit: float = 10.0) -> float:
+    """Bid multiplier: the spend rate still needed over the budget's nominal rate, divided by
+    ``delivery`` (spend delivered per unit of multiplier, relative to the nominal rate), in
+    [0, limit].
 
     Under-spending raises it above 1, over-spending lowers it; it is 0 outside the flight and
     once the budget is spent, so a daily budget is neither exhausted early nor left unspent.
 
     >>> pacing_multiplier(50.0, 0.0, 100.0, 100.0, 25.0)   # half the time, a quarter spent
     1.5
+    >>> pacing_multiplier(50.0, 0.0, 100.0, 100.0, 25.0, delivery=0.5)   # a quiet period
+    3.0
     """
     if now < start or now >= end or spent >= budget or budget <= 0.0:
         return 0.0
     nominal = budget / (end - start)
     needed = (budget - spent) / (end - now)
-    return float(min(max(needed / nominal, 0.0), limit))
+    return float(min(max(needed / nominal / max(delivery, 1e-9), 0.0), limit))

@@ -47,8 +47,8 @@ def _scan_fields(buf, width, starts, ends):
             a += 1
         while b > a and (buf[b - 1] == _SPACE or buf[b - 1] == _TAB):
             b -= 1
-        starts[row, field] = a
-        ends[row, field] = b
+        starts[field, row] = a
+        ends[field, row] = b
         field += 1
         s = i + 1
         if c == _NEWLINE:
@@ -60,23 +60,25 @@ def _scan_fields(buf, width, starts, ends):
 
 
 def scan_fields(buf: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Field spans of CSV body bytes: ``(starts [R, width], ends [R, width], status)``.
+    """Field spans of CSV body bytes: ``(starts [width, R], ends [width, R], status)``.
+
+    Column-major, so each column's spans are contiguous.
 
     ``status`` is OK, QUOTED (the text has a quote: use a full CSV reader) or
     FIELD_COUNT (some line has the wrong number of fields). Blank lines are skipped.
 
     >>> s, e, status = scan_fields(np.frombuffer(b"a, 1\\n\\nbb,2\\n", np.uint8), 2)
     >>> s.tolist(), e.tolist(), status
-    ([[0, 3], [6, 9]], [[1, 4], [8, 10]], 0)
+    ([[0, 6], [3, 9]], [[1, 8], [4, 10]], 0)
     """
     buf = np.ascontiguousarray(buf, dtype=np.uint8)
     if buf.ndim != 1 or width < 1:
         raise ValueError("buf must be 1-D uint8 and width >= 1")
     capacity = int(np.count_nonzero(buf == _NEWLINE)) + 1
-    starts = np.empty((capacity, width), dtype=np.int64)
-    ends = np.empty((capacity, width), dtype=np.int64)
+    starts = np.empty((width, capacity), dtype=np.int64)
+    ends = np.empty((width, capacity), dtype=np.int64)
     rows, status = _scan_fields(buf, width, starts, ends)
-    return starts[:rows], ends[:rows], int(status)
+    return starts[:, :rows], ends[:, :rows], int(status)
 
 
 @njit(cache=True, nogil=True)
@@ -216,3 +218,31 @@ def first_mismatch(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     ends = np.ascontiguousarray(ends, dtype=np.int64)
     rep = np.ascontiguousarray(rep, dtype=np.int64)
     return int(_first_mismatch(np.ascontiguousarray(buf, dtype=np.uint8), starts, ends, rep))
+
+
+@njit(cache=True, nogil=True)
+def _join_spans(buf, starts, ends, out):
+    k = 0
+    for r in range(starts.shape[0]):
+        if r > 0:
+            out[k] = _NEWLINE
+            k += 1
+        for i in range(starts[r], ends[r]):
+            out[k] = buf[i]
+            k += 1
+
+
+def join_spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bytes:
+    """The spans' bytes joined by newlines (which an unquoted field cannot contain).
+
+    One decode and one split then give every value, without a Python call per value.
+
+    >>> join_spans(np.frombuffer(b"ab,c", np.uint8), np.array([0, 3]), np.array([2, 4]))
+    b'ab\\nc'
+    """
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    ends = np.ascontiguousarray(ends, dtype=np.int64)
+    size = int((ends - starts).sum()) + max(starts.shape[0] - 1, 0)
+    out = np.empty(size, dtype=np.uint8)
+    _join_spans(np.ascontiguousarray(buf, dtype=np.uint8), starts, ends, out)
+    return out.tobytes()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -30,9 +31,7 @@ from .taxonomy import (
 __all__ = ["DataError", "load_journeys", "write_journeys"]
 
 TOUCHPOINT_COLUMNS = ("journey_id", "timestamp", "channel", "interaction", "cost")
-OPTIONAL___all__ = ["DataError", "load_journeys", "write_journeys"]
-
-TOUCHPOINT_COLUMNS = ("device", "product_category")
+OPTIONAL_TOUCHPOINT_COLUMNS = ("device", "product_category")
 CONVERSION_COLUMNS = ("journey_id", "timestamp", "value")
 _DEVICE_NAMES = {code: name for name, code in DEVICES.items()}
 _INTERACTION_NAMES = {code: name for name, code in INTERACTIONS.items()}
@@ -51,11 +50,33 @@ def _parse_one_time(text: str) -> float:
     return value
 
 
+def _iso_utc_bulk(texts: list[str]) -> np.ndarray | None:
+    """Epoch seconds of UTC ISO-8601 texts parsed at once; None if any needs a closer look."""
+    cleaned = [t[:-1] if t.endswith("Z") else t[:-6] if t.endswith("+00:00") else t
+               for t in texts]
+    # other offsets, odd shapes: leave them to datetime.fromisoformat, row by row
+    if any(len(t) < 10 or "+" in t[10:] or "-" in t[10:] for t in cleaned):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            stamps = np.array(cleaned, dtype="datetime64[us]")
+    except (ValueError, Warning):
+        return None
+    if np.isnat(stamps).any():
+        return None
+    return stamps.astype(np.int64) / 1e6
+
+
 def _times(table: Table, column: str) -> np.ndarray:
     values, ok = table.numbers(column)
     redo = np.flatnonzero(~ok | ~np.isfinite(values))
-    for k in redo.tolist():
-        text = table.text(column, k)
+    texts = table.texts(column, redo)
+    bulk = _iso_utc_bulk(texts) if redo.size else None
+    if bulk is not None:
+        values[redo] = bulk
+        return values
+    for k, text in zip(redo.tolist(), texts):
         try:
             values[k] = _parse_one_time(text)
         except ValueError:
@@ -66,9 +87,12 @@ def _times(table: Table, column: str) -> np.ndarray:
 
 def _non_negative(table: Table, column: str) -> np.ndarray:
     values, ok = table.numbers(column)
-    if not ok.all():
-        k = int(np.argmin(ok))
-        raise table.error(k, column, f"not a number: {table.text(column, k)!r}")
+    for k in np.flatnonzero(~ok).tolist():
+        text = table.text(column, k)
+        try:
+            values[k] = float(text)
+        except ValueError:
+            raise table.error(k, column, f"not a number: {text!r}") from None
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if bad.size:
         k = int(bad[0])

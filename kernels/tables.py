@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .csvscan import OK, first_mismatch, hash_fields, parse_numbers, scan_fields
+from .csvscan import OK, first_mismatch, hash_fields, join_spans, parse_numbers, scan_fields
 
 
 class DataError(ValueError):
@@ -71,10 +71,15 @@ class Table:
         raise NotImplementedError
 
     def numbers(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values of a number column and where they parsed (False rows: see ``text``)."""
         raise NotImplementedError
 
     def text(self, column: str, row: int) -> str:
         raise NotImplementedError
+
+    def texts(self, column: str, rows: np.ndarray) -> list[str]:
+        """The raw values at ``rows``."""
+        return [self.text(column, r) for r in rows.tolist()]
 
 
 class ListTable(Table):
@@ -114,18 +119,19 @@ class ListTable(Table):
 class BytesTable(Table):
     """A plain CSV read as bytes: field spans from ``csvscan``, values decoded on demand."""
 
-    def __init__(self, path: str, header: Sequence[str], buf: np.ndarray, starts: np.ndarray,
+    def __init__(self, path: str, header: Sequence[str], body: bytes, starts: np.ndarray,
                  ends: np.ndarray, line_of: Callable[[int], int]) -> None:
-        super().__init__(path, header, starts.shape[0], line_of, "line")
-        self.buf, self.starts, self.ends = buf, starts, ends
+        super().__init__(path, header, starts.shape[1], line_of, "line")
+        self.body, self.buf = body, np.frombuffer(body, dtype=np.uint8)
+        self.starts, self.ends = starts, ends
 
     def _span(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         c = self.header.index(column)
-        return np.ascontiguousarray(self.starts[:, c]), np.ascontiguousarray(self.ends[:, c])
+        return np.ascontiguousarray(self.starts[c]), np.ascontiguousarray(self.ends[c])
 
     def _decode(self, start: int, end: int, column: str, row: int) -> str:
         try:
-            return self.buf[start:end].tobytes().decode("utf-8")
+            return self.body[start:end].decode("utf-8")
         except UnicodeDecodeError:
             raise self.error(row, column, "not UTF-8 text") from None
 
@@ -141,26 +147,40 @@ class BytesTable(Table):
         order = np.argsort(first)
         rank = np.empty_like(order)
         rank[order] = np.arange(order.shape[0])
-        distinct = [self._decode(int(starts[first[k]]), int(ends[first[k]]), column,
-                                 int(first[k])) for k in order.tolist()]
+        rows = first[order]
+        if rows.size == 0:
+            return Factor(np.zeros(0, dtype=np.int64), [])
+        try:
+            distinct = join_spans(self.buf, starts[rows], ends[rows]).decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            distinct = [self._decode(int(starts[k]), int(ends[k]), column, int(k))
+                        for k in rows.tolist()]
         return Factor(rank[inverse].astype(np.int64), distinct)
 
     def numbers(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         starts, ends = self._span(column)
         values, ok = parse_numbers(self.buf, starts, ends)
-        for k in np.flatnonzero(~ok).tolist():
-            # outside the exact fast path (e.g. 17 significant digits): Python decides
+        rest = np.flatnonzero(~ok)
+        if rest.size:
+            # outside the exact fast path (e.g. 17 significant digits): NumPy's float parse,
+            # in one call; if any text is no number at all, the caller looks row by row
             try:
-                values[k] = float(self.text(column, k))
-                ok[k] = True
+                values[rest] = np.asarray(self.texts(column, rest), dtype=np.float64)
+                ok[rest] = True
             except ValueError:
                 pass
         return values, ok
 
     def text(self, column: str, row: int) -> str:
         c = self.header.index(column)
-        data = self.buf[self.starts[row, c]:self.ends[row, c]].tobytes()
-        return data.decode("utf-8", errors="replace")
+        return self.body[self.starts[c, row]:self.ends[c, row]].decode("utf-8", errors="replace")
+
+    def texts(self, column: str, rows: np.ndarray) -> list[str]:
+        if rows.size == 0:
+            return []
+        starts, ends = self._span(column)
+        joined = join_spans(self.buf, starts[rows], ends[rows])
+        return joined.decode("utf-8", errors="replace").split("\n")
 
 
 def csv_line_of(path: str) -> Callable[[int], int]:
@@ -190,11 +210,11 @@ def _read_bytes_csv(path: str, data: bytes) -> BytesTable | None:
         header = [h.strip() for h in head.rstrip(b"\r").decode("utf-8").split(",")]
     except UnicodeDecodeError:
         return None
-    buf = np.frombuffer(data, dtype=np.uint8)[len(head) + 1:]
-    starts, ends, status = scan_fields(buf, len(header))
+    body = data[len(head) + 1:]
+    starts, ends, status = scan_fields(np.frombuffer(body, dtype=np.uint8), len(header))
     if status != OK:
         return None
-    return BytesTable(path, header, buf, starts, ends, csv_line_of(path))
+    return BytesTable(path, header, body, starts, ends, csv_line_of(path))
 
 
 def _read_text_csv(path: str, data: bytes) -> ListTable:

@@ -173,7 +173,8 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         "on the wire), sent round robin.",
         f"- Servers pinned to core(s) `{meta['server_cores']}`, the load generator to core(s) "
         f"`{meta['client_cores']}` (`taskset`); the 2-worker run leaves the server unpinned, so "
-        "its workers share a core with the load generator.",
+        "its workers share a core with the load generator. Every process of the run has "
+        f"niceness {meta.get('nice', 0)}.",
         "- Load generator: `loadtest/driver.py`, one process, one uvloop event loop, grpc.aio, "
         "pre-serialized requests over 4 HTTP/2 connections, latency on the monotonic clock in ns.",
         "  Closed loop: N calls always in flight. Open loop: Poisson arrivals at a fixed rate, "

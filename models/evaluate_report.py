@@ -84,7 +84,10 @@ def _setup(results: list[WorldResult], model: OnnxModel) -> list[str]:
     lines += ["Attribution accuracy = 1 - total-variation distance between a model's channel "
               "credit shares (summed over converting journeys) and the true Shapley shares. "
               "Journey accuracy = the same per converting journey, averaged. The network's "
-              "credit is its `channel_credit` output: one forward pass per journey.", ""]
+              "credit is its `channel_credit` output, one forward pass per journey: per-touch "
+              "sigmoid scores summed per channel, trained to reproduce the exact Shapley "
+              "shares of the network's own conversion probability over channel-removed "
+              "copies of each journey (2^k passes at training time only).", ""]
     return lines
 
 

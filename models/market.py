@@ -166,3 +166,33 @@ def run_seed(m: Market, seed: int, *, days: int = 60, budget: float = 10_000.0, 
                                        for i, ch in enumerate(CHANNELS)], clock[0])
         book.resolve_now("sim")
     return SeedResult(spend, revenue, expected, pacing, bound_v, budget_v)
+
+
+def pacing_day(seed: int, *, controlled: bool, budget: float = 10_000.0, swing: float = 0.6,
+               level_sd: float = 0.25) -> np.ndarray:
+    """Cumulative spend at the end of each hour of a one-day flight, as a share of the budget.
+
+    Delivery follows the day's demand (a sine with a midday peak, ``swing`` deep, times a
+    log-normal level for the day): hour h spends ``budget / 24 * demand_h * pacing``. With
+    ``controlled`` the pacing multiplier is the CampaignBook's, refreshed by hourly spend
+    reports; without it the multiplier stays 1 (bids ignore spend so far).
+    """
+    rng = np.random.default_rng(seed)
+    hours = np.arange(24)
+    shape = 1.0 + swing * np.sin(2 * np.pi * (hours - 6) / 24 + rng.normal(0, 0.3))
+    demand = shape / shape.mean() * np.exp(rng.normal(-level_sd**2 / 2, level_sd))
+    clock = [START]
+    book = CampaignBook(CHANNELS, clock=lambda: clock[0], seed=seed)
+    book.configure(CampaignSpec("day", budget, START, START + DAY, 1.0, 0.0, 0.0, 0.0, (), 0.0, 0.0))
+    share = np.array([book.allocation("day").share[ch] for ch in CHANNELS])
+    spent = np.zeros(24)
+    total = 0.0
+    for h in hours:
+        pace = book.pacing("day") if controlled else 1.0
+        x = budget / 24 * demand[h] * pace
+        total += x
+        spent[h] = total / budget
+        clock[0] = START + (h + 1) * 3600.0
+        book.report("day", f"h{h}", [OutcomeRow(ch, float(x * share[i]), 0.0, 0.0, 0.0)
+                                     for i, ch in enumerate(CHANNELS)], clock[0])
+    return spent

@@ -95,7 +95,8 @@ def _train_and_export(config: Any, worlds: list[str], n_journeys: int, out: Path
     journeys, ref = simulate_mix(worlds, n_journeys, config.seed)
     net, report = train_network(journeys, config, log=_log, ref_time=ref)
     metrics = dict(report["metrics"])
-    metrics["worlds"] = _truth_metrics(net, worlds, config)
+    check = min(CHECK_JOURNEYS, max(n_journeys // len(worlds), 200))
+    metrics["worlds"] = _truth_metrics(net, worlds, config, check)
     summary = dict(report["summary"])
     summary["data"] = f"simulated: worlds {', '.join(worlds)}, seed {config.seed}"
     metadata = build_metadata(journeys.channels, config.max_len, version, summary, metrics,
@@ -104,14 +105,15 @@ def _train_and_export(config: Any, worlds: list[str], n_journeys: int, out: Path
     _log(f"wrote {path} ({time.monotonic() - started:.0f} s)")
 
 
-def _truth_metrics(net: Any, worlds: list[str], config: Any) -> dict[str, dict[str, float]]:
+def _truth_metrics(net: Any, worlds: list[str], config: Any,
+                   n_journeys: int) -> dict[str, dict[str, float]]:
     """Accuracy against true Shapley credit on fresh journeys of each world."""
     from attribid.models.simulate import attribution_accuracy, journey_accuracy, true_channel_shares
     from attribid.models.train import predict_batches
 
     out = {}
     for name in worlds:
-        journeys, truth = simulate(WORLDS[name], CHECK_JOURNEYS, config.seed * 100 + 50)
+        journeys, truth = simulate(WORLDS[name], n_journeys, config.seed * 100 + 50)
         _, credit = predict_batches(net, journeys, config.max_len, ref_time=truth.reference_time)
         conv = journeys.converted
         shares = credit[conv].sum(axis=0)

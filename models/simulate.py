@@ -271,7 +271,7 @@ def _after_conversion(rng: np.random.Generator, journeys: Journeys) -> Journeys:
     channel = np.where(rng.random(n) < 0.6, CHANNELS.index("email"),
                        CHANNELS.index("display")).astype(np.int32)
     gaps = rng.lognormal(np.log(12 * _HOUR), 1.0, size=n)
-    timestamp = journeys.conversion_time[owner] + gaps
+    timestamp = journeys.conversion_time[owner] + np.round(np.maximum(gaps, 1.0))
     primary = np.ones(journeys.n_journeys, dtype=np.int8)
     interaction, device, cost = _touches(rng, offsets, channel, primary)
     return Journeys(

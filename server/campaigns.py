@@ -39,6 +39,9 @@ DEFAULT_DAILY_BUDGET = 10_000.0
 DEFAULT_FLIGHT_S = 365 * 24 * HOUR
 #: batch ids remembered per campaign for idempotency
 MAX_BATCH_IDS = 100_000
+#: weight of the newest report in the delivery average, and the range a report may move it in
+DELIVERY_SMOOTHING = 0.5
+DELIVERY_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ class _Campaign:
     seen: set[str] = field(default_factory=set)
     seen_order: deque[str] = field(default_factory=deque)
     spent: float = 0.0
+    #: delivered spend per unit of pacing, relative to the budget's rate (a moving average)
+    delivery: float = 1.0
+    #: end of the last report's period, epoch s
+    reported_to: float | None = None
     pending: int = 0
     version: int = 0
     snapshot: AllocationSnapshot | None = None
@@ -156,6 +163,7 @@ class CampaignBook:
             camp = _Campaign(spec, model)
             if old is not None:
                 camp.version, camp.spent, camp.pending = old.version, old.spent, old.pending
+                camp.delivery, camp.reported_to = old.delivery, old.reported_to
                 camp.seen, camp.seen_order = old.seen, old.seen_order
             self._install(camp, result)
             self._campaigns[spec.campaign_id] = camp
@@ -181,7 +189,9 @@ class CampaignBook:
             if len(camp.seen_order) > MAX_BATCH_IDS:
                 camp.seen.discard(camp.seen_order.popleft())
             camp.model.add(parsed, end)
-            camp.spent += float(parsed[:, 1].sum())
+            spend = float(parsed[:, 1].sum())
+            camp.spent += spend
+            self._learn_delivery(camp, spend, end)
             camp.pending += len(rows)
             self._refresh_pacing(camp)
             return False, len(rows), camp.version
@@ -204,6 +214,11 @@ class CampaignBook:
             self._install(camp, result)
         assert camp.snapshot is not None
         return camp.snapshot
+
+    def pacing(self, campaign_id: str) -> float:
+        """The pacing multiplier the campaign's bids carry right now."""
+        self._get(campaign_id)
+        return float(self._hot[campaign_id][2][0])
 
     def expected_plan(self, campaign_id: str) -> dict[str, float]:
         """Spend per channel over the flight that is optimal under the curves' posterior means
@@ -249,9 +264,27 @@ class CampaignBook:
             raise NotFound("campaign_id", f"unknown campaign {campaign_id!r}")
         return camp
 
+    def _learn_delivery(self, camp: _Campaign, spend: float, end: float) -> None:
+        """Update how much a unit of pacing delivers, from one report's spend over its period.
+
+        Demand varies (quiet nights, busy middays): pacing divides by what it delivers, so the
+        spend rate tracks the rate the budget still needs instead of the demand.
+        """
+        s = camp.spec
+        start = camp.reported_to if camp.reported_to is not None else s.flight_start
+        dt = end - start
+        pace = float(camp.hot[2][0]) if camp.hot is not None else 0.0
+        if dt > 0 and pace > 0:
+            expected = s.budget / (s.flight_end - s.flight_start) * dt * pace
+            ratio = min(max(spend / expected, DELIVERY_RANGE[0]), DELIVERY_RANGE[1])
+            camp.delivery += DELIVERY_SMOOTHING * (ratio - camp.delivery)
+        if dt > 0:
+            camp.reported_to = end
+
     def _pacing(self, camp: _Campaign) -> float:
         s = camp.spec
-        return pacing_multiplier(self._clock(), s.flight_start, s.flight_end, s.budget, camp.spent)
+        return pacing_multiplier(self._clock(), s.flight_start, s.flight_end, s.budget, camp.spent,
+                                 delivery=camp.delivery)
 
     def _install(self, camp: _Campaign, result: cm.Solution) -> None:
         camp.version += 1

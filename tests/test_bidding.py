@@ -43,7 +43,9 @@ def test_pacing_follows_spend_against_the_budget_rate() -> None:
     assert pacing_multiplier(50.0, 0.0, 100.0, 100.0, 50.0) == pytest.approx(1.0)  # on track
     assert pacing_multiplier(50.0, 0.0, 100.0, 100.0, 80.0) < 1.0  # ahead: slow down
     assert pacing_multiplier(50.0, 0.0, 100.0, 100.0, 10.0) > 1.0  # behind: speed up
-    assert pacing_multiplier(99.0, 0.0, 100.0, 100.0, 0.0) == 4.0  # capped at the limit
+    assert pacing_multiplier(99.0, 0.0, 100.0, 100.0, 0.0) == 10.0  # capped at the limit
+    # A quiet period (half the usual delivery per unit of multiplier) doubles the multiplier.
+    assert pacing_multiplier(50.0, 0.0, 100.0, 100.0, 50.0, delivery=0.5) == pytest.approx(2.0)
     assert pacing_multiplier(-1.0, 0.0, 100.0, 100.0, 0.0) == 0.0  # before the flight
     assert pacing_multiplier(100.0, 0.0, 100.0, 100.0, 0.0) == 0.0  # after it
     assert pacing_multiplier(10.0, 0.0, 100.0, 100.0, 100.0) == 0.0  # budget spent

@@ -129,7 +129,7 @@ def test_allocation_moves_to_the_better_channel_and_bids_follow() -> None:
     funded = np.array([last.spend["search"] > 0, last.spend["email"] > 0])
     np.testing.assert_array_equal(out[[0, 3]] > 0, funded)
     assert not np.allclose(out, out0)
-    assert last.pacing == pytest.approx(1.0, abs=0.3)  # spending at about the planned rate
+    assert 0.5 < last.pacing < 2.0  # spending at about the planned rate: no strong correction
 
 
 def test_reconfiguring_keeps_evidence_and_batch_ids() -> None:
@@ -144,6 +144,37 @@ def test_reconfiguring_keeps_evidence_and_batch_ids() -> None:
     assert book.report("c1", "b1", rows, None)[0]  # still a duplicate
     fresh = CampaignBook(CHANNELS, clock=clock).configure(spec(budget=8000.0))
     assert again.share["email"] > fresh.share["email"]  # the evidence for email was kept
+
+
+def test_exposure_objective_values_impressions() -> None:
+    clock = Clock(1.7e9 + DAY)
+    book = CampaignBook(CHANNELS, clock=clock)
+    book.configure(spec(weight_exposure=0.01, bid_floor=0.001, bid_cap=0.5))
+    book.report("c1", "i", [OutcomeRow("search", 1000.0, 40.0, 3200.0, 2e5),
+                            OutcomeRow("email", 1000.0, 40.0, 3200.0, 1e4)], None)
+    snap = book.resolve_now("c1")
+    assert snap.exposure > 0 and snap.objective > snap.revenue
+    out = np.zeros(7)
+    book.bids_into("c1", 0.0, np.zeros(7), out)  # no conversion value: exposure alone bids
+    assert np.all(out[[0, 3]] > 0) and np.all(out[[0, 3]] <= 0.5)
+    assert np.all(out[[1, 2, 4, 5, 6]] == 0)
+
+
+def test_pacing_learns_a_quiet_delivery() -> None:
+    """Hours that deliver half the budget's rate at the current multiplier raise it."""
+    start = 1.7e9
+    clock = Clock(start)
+    book = CampaignBook(CHANNELS, clock=clock)
+    book.configure(spec(budget=2400.0, flight_end=start + DAY))
+    assert book.pacing("c1") == pytest.approx(1.0)
+    spent = 0.0
+    for h in range(6):
+        spend = 100.0 * 0.5 * book.pacing("c1")  # the budget's rate is 100 an hour
+        spent += spend
+        clock.t = start + (h + 1) * 3600.0
+        book.report("c1", f"h{h}", [OutcomeRow("search", spend, 0.0, 0.0, 0.0)], clock.t)
+    on_plan_ratio = (2400.0 - spent) / 18 / 100.0  # needed / nominal rate
+    assert book.pacing("c1") > 1.6 * on_plan_ratio
 
 
 def test_pacing_zero_after_the_flight() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -206,3 +207,104 @@ def test_parquet_files_load_like_csv(tmp_path: Path) -> None:
     pq.write_table(bad, tmp_path / "bad.parquet")
     with pytest.raises(DataError, match=r"bad\.parquet, row 1, column 'timestamp'"):
         load_journeys(tmp_path / "t.parquet", tmp_path / "bad.parquet")
+
+
+def test_scan_fields_matches_the_csv_module() -> None:
+    import csv
+    from attribid.kernels.csvscan import FIELD_COUNT, OK, QUOTED, scan_fields
+    rng = np.random.default_rng(2)
+    alphabet = np.array(list("ab12 .\t-"))
+    lines = []
+    for _ in range(300):
+        if rng.random() < 0.05:
+            lines.append("")                                  # blank line
+            continue
+        fields = ["".join(rng.choice(alphabet, size=rng.integers(0, 5))) for _ in range(3)]
+        lines.append(",".join(fields))
+    text = "\r\n".join(lines) + "\n"            # CRLF lines, a last LF
+    buf = np.frombuffer(text.encode(), np.uint8)
+    starts, ends, status = scan_fields(buf, 3)
+    assert status == OK
+    records = [r for r in csv.reader(text.splitlines()) if r]
+    got = [[text.encode()[s:e].decode() for s, e in zip(starts[:, k], ends[:, k])]
+           for k in range(starts.shape[1])]
+    assert got == [[f.strip(" \t") for f in r] for r in records]
+    assert scan_fields(np.frombuffer(b'a,"b"\n', np.uint8), 2)[2] == QUOTED
+    assert scan_fields(np.frombuffer(b"a,b\nc\n", np.uint8), 2)[2] == FIELD_COUNT
+    assert scan_fields(np.frombuffer(b"", np.uint8), 2)[0].shape == (2, 0)
+
+
+def test_parse_numbers_equals_float_exactly() -> None:
+    from attribid.kernels.csvscan import parse_numbers
+    rng = np.random.default_rng(4)
+    texts = ([repr(v) for v in rng.lognormal(0, 4, 3000).tolist()]
+             + [f"{v:.4f}" for v in rng.random(2000).tolist()]
+             + [str(v) for v in rng.integers(-2**52, 2**52, 2000).tolist()]
+             + ["0", "-0", "+7", ".5", "5.", "1e22", "1e-22", "1E+3", "007.10", "1e23",
+                "12345678901234567890", "nan", "inf", "", ".", "-", "1e", "e1", "1.2.3",
+                "0x10", "1_0", "--1", "9007199254740993"])
+    joined = ",".join(texts).encode()
+    lengths = np.array([len(t.encode()) for t in texts])
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+    values, ok = parse_numbers(np.frombuffer(joined, np.uint8), starts, starts + lengths)
+    for text, v, good in zip(texts, values.tolist(), ok.tolist()):
+        if good:
+            assert v == float(text) and math.copysign(1, v) == math.copysign(1, float(text)), text
+    # the fast path covers short decimals; long or odd ones are left to float()
+    assert all(ok[len(texts) - 23:len(texts) - 14])
+    assert not any(ok[len(texts) - 14:])
+
+
+def test_fast_and_general_csv_readers_agree(tmp_path: Path) -> None:
+    journeys, truth = simulate(WORLDS["balanced"], 800, seed=21)
+    write_journeys(journeys, tmp_path / "t.csv", tmp_path / "c.csv", truth.after_conversion)
+    text = (tmp_path / "t.csv").read_text()
+    # one quoted value sends the same content through the csv module
+    first_id = journeys.ids[0]
+    quoted = text.replace(f"\n{first_id},", f'\n"{first_id}",', 1)
+    (tmp_path / "q.csv").write_text(quoted.replace("\n", "\r\n"))
+    fast = load_journeys(tmp_path / "t.csv", tmp_path / "c.csv")
+    general = load_journeys(tmp_path / "q.csv", tmp_path / "c.csv")
+    for name in ("ids", "offsets", "channel", "timestamp", "interaction", "cost", "device",
+                 "category", "converted", "value"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), name)
+
+
+def test_spaces_around_values_and_bad_bytes(tmp_path: Path) -> None:
+    tp, cv = _files(tmp_path, [" x ,1, search ,click,1", "x,2,search, Click ,0"])
+    j = load_journeys(tp, cv)
+    assert j.ids.tolist() == ["x"] and j.channels == ("search",)
+    assert j.interaction.tolist() == [CLICK, CLICK]
+    raw = (HEADER + "\nx,1,se\xe9arch,click,1\n").encode("latin-1")
+    (tmp_path / "bad.csv").write_bytes(raw)
+    with pytest.raises(DataError, match=r"bad\.csv.*not UTF-8"):
+        load_journeys(tmp_path / "bad.csv", cv)
+
+
+def test_first_mismatch_guards_hash_codes() -> None:
+    from attribid.kernels.csvscan import first_mismatch, hash_fields, join_spans
+    buf = np.frombuffer(b"abc,abd,abc,ab", np.uint8)
+    starts, ends = np.array([0, 4, 8, 12]), np.array([3, 7, 11, 14])
+    h = hash_fields(buf, starts, ends)
+    assert len(set(h.tolist())) == 3 and h[0] == h[2]
+    assert first_mismatch(buf, starts, ends, np.array([0, 1, 0, 3])) == -1
+    assert first_mismatch(buf, starts, ends, np.array([0, 0, 0, 3])) == 1   # forced clash
+    assert first_mismatch(buf, starts, ends, np.array([0, 1, 0, 0])) == 3   # shorter span
+    assert join_spans(buf, starts, ends) == b"abc\nabd\nabc\nab"
+
+
+@pytest.mark.parametrize("extra", [[], ["x,2026-01-05T12:00:00+02:00,email,click,0"]])
+def test_iso_timestamps_in_bulk_and_row_by_row_agree(tmp_path: Path, extra: list[str]) -> None:
+    from datetime import datetime, timezone
+    stamps = ["2026-01-05T10:00:00Z", "2026-01-05T10:00:01+00:00", "2026-01-05 10:00:02",
+              "2026-01-05T10:00:03.250Z", "1767607204", "2026-02-01"]
+    tp, cv = _files(tmp_path, [f"x,{s},search,click,0" for s in stamps] + extra)
+    j = load_journeys(tp, cv)
+    expected = []
+    for s in stamps + [e.split(",")[1] for e in extra]:
+        try:
+            expected.append(float(s))
+        except ValueError:
+            d = datetime.fromisoformat(s)
+            expected.append((d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp())
+    np.testing.assert_array_equal(j.timestamp, sorted(expected))

@@ -171,3 +171,52 @@ def test_locust_headless_run_against_a_real_server(server, tmp_path):
     # The histogram also counts calls that finish while users stop, after the CSV is written.
     assert sum(int(r["count"]) for r in hist if r["name"] == "Score") >= \
         int(stats["Score"]["Request Count"])
+
+
+def test_h2load_summary_reads_rate_status_and_latencies():
+    from loadtest import h2load
+    out = ("finished in 5.00s, 2235.50 req/s, 834.06KB/s\n"
+           "status codes: 10 2xx, 0 3xx, 1 4xx, 2 5xx\n")
+    log = "".join(f"{1_700_000_000_000_000 + k}\t200\t{(k + 1) * 100}\n" for k in range(10))
+    row = h2load.summarize(out, log + "1700000000000010\t500\t99\n", 32)
+    assert row["throughput"] == 2235.5 and row["non_2xx"] == 3 and row["ok"] == 10
+    assert row["p50"] == pytest.approx(np.percentile(np.arange(1, 11) * 0.1, 50))
+    assert h2load.grpc_frame(b"xyz") == b"\x00\x00\x00\x00\x03xyz"
+
+
+def _point(level: float, tput: float, p50: float, p99: float, **extra: object) -> dict:
+    return {"level": level, "throughput": tput, "p50": p50, "p90": p99, "p99": p99,
+            "p999": p99, "errors": {}, "server_cpu": 1.0, "client_cpu": 0.5, "ok": 100,
+            "fallback": 0, "dropped": 0, "target": "t", **extra}
+
+
+def test_report_checks_follow_the_capability_targets(tmp_path):
+    from loadtest import report
+    res = {
+        "meta": {"command": "python -m loadtest.bench", "started_utc": "x", "cores": 2,
+                 "cpu": "cpu", "python": "3.11", "load_before": [0, 0, 0], "load_after": [0, 0, 0],
+                 "steps": 32, "journeys": 8, "score_request_bytes": 900.0, "server_cores": "0",
+                 "client_cores": "1", "open_deadline_ms": 100.0, "warmup_s": 1, "duration_s": 5,
+                 "threads": 1},
+        "floor_a": [{"batch": 1, "median_ms": 1.0, "p99_ms": 1.2, "journeys_per_s": 1000.0},
+                    {"batch": 32, "median_ms": 10.0, "p99_ms": 11.0, "journeys_per_s": 3200.0}],
+        "floor_b": [_point(1, 2000, 0.5, 0.9), _point(32, 4000, 8.0, 9.0)],
+        # c=1: 1.9 <= 1.0 + 0.5 + 0.5 (met); saturation 2500 >= 0.7 * min(3200, 4000) (met);
+        # at the peer's p99 (30 ms) only c=1 qualifies: 500/s < 2 x 600/s (not met)
+        "attribid": [_point(1, 500, 1.9, 2.5), _point(32, 2500, 12.0, 40.0)],
+        "open": [_point(1750, 1750, 3.0, 9.5, fraction=0.7),
+                 _point(5000, 2400, 40.0, 120.0, fraction=2.0)],
+        "peer": [_point(1, 100, 9.0, 12.0), _point(32, 600, 50.0, 30.0)],
+        "failures": ["2 workers: boom"],
+    }
+    met = {asked: ok for asked, _, ok in report.checks(report.figures(res))}
+    assert [met[k] for k in met] == [True, True, True, False, False]
+    res["attribid"][1]["p99"] = 25.0
+    assert report.figures(res)["peer_ratio"] == pytest.approx(2500 / 600)
+    res["attribid"][0]["p50"] = 2.1
+    assert report.checks(report.figures(res))[0][2] is False
+    lines = report.render(res, tmp_path / "p.md", tmp_path / "p.png")
+    text = (tmp_path / "p.md").read_text()
+    assert text.startswith("# Performance") and "python -m loadtest.bench" in text
+    assert "2 workers: boom" in text and (tmp_path / "p.png").stat().st_size > 10000
+    assert len(lines) == 5

@@ -61,3 +61,13 @@ def test_market_command_reports_every_market(tmp_path) -> None:
     for name in MARKETS:
         assert f"Market `{name}`" in text
     assert (tmp_path / "market_regret.png").stat().st_size > 10_000
+
+
+def test_pacing_keeps_a_day_on_budget_under_varying_demand() -> None:
+    from attribid.models.market import pacing_day
+
+    on = np.array([pacing_day(s, controlled=True) for s in range(8)])
+    off = np.array([pacing_day(s, controlled=False) for s in range(8)])
+    assert np.abs(on[:, -1] - 1).mean() < 0.5 * np.abs(off[:, -1] - 1).mean()
+    even = np.arange(1, 25) / 24
+    assert np.abs(on - even).max() < np.abs(off - even).max()

@@ -181,3 +181,24 @@ def test_train_command_names_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFi
                  "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "touchpoints.csv" in err and "cost" in err
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_shipped_writes_a_model_with_truth_metrics(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from attribid.cli import main
+    from attribid.models.onnx_model import load_model
+    from attribid.models.simulate import WORLDS
+
+    args = ["train-shipped", "--journeys", "400", "--epochs", "1", "--distill-epochs", "1",
+            "--distill-journeys", "60", "--batch-size", "128", "--threads", "1"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    a = load_model(str(tmp_path / "a"))
+    metrics = a.metadata["attribid.metrics"]
+    assert set(metrics["worlds"]) == set(WORLDS)
+    for world in metrics["worlds"].values():
+        assert 0.0 < world["attribution_accuracy"] <= 1.0
+    assert a.version == "attribid-net-1+sim-mix-seed7"
+    summary = a.metadata["attribid.training_summary"]
+    assert summary["journeys"] == 360 and summary["config"]["seed"] == 7

@@ -1,10 +1,10 @@
 """Speed of the batch data path against floors measured in the same run.
 
-    .venv/bin/python -m bench.data [--journeys 200000] [--write docs/data-speed.md]
+    .venv/bin/python -m loadtest.bench_data [--journeys 200000] [--write docs/data-speed.md]
 
 Floors: the simulator against drawing its uniforms alone; the loader against
-reading the file and splitting it into fields (the least any Python CSV reader
-does); each classic model against one NumPy pass over the touches (bincount).
+reading the file's bytes and counting its lines in one NumPy pass; each classic
+model against one NumPy pass over the touches (bincount).
 Figures are medians of ``--repeats`` runs after a warm-up that compiles the kernels.
 """
 from __future__ import annotations
@@ -33,10 +33,10 @@ def _median_s(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _split_floor(path: str) -> None:
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    text.replace("\n", ",").split(",")
+def _read_floor(path: str) -> None:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    np.count_nonzero(np.frombuffer(data, np.uint8) == 10)
 
 
 def measure(n_journeys: int, repeats: int) -> list[tuple[str, str, float, float, str]]:
@@ -58,9 +58,9 @@ def measure(n_journeys: int, repeats: int) -> list[tuple[str, str, float, float,
         rows.append(("write_journeys (CSV)", f"{journeys.n_touchpoints:,} touchpoints", sec,
                      float("nan"), "-"))
         sec = _median_s(lambda: load_journeys(tp, cv), repeats)
-        floor = _median_s(lambda: _split_floor(tp), repeats)
+        floor = _median_s(lambda: _read_floor(tp), repeats)
         rows.append(("load_journeys (CSV)", f"{journeys.n_touchpoints:,} touchpoints", sec,
-                     floor, "read + split into fields"))
+                     floor, "read bytes + count lines"))
     for method in METHODS:
         attribute_journeys(journeys.subset(np.arange(100)), method)   # compile
         sec = _median_s(lambda: attribute_journeys(journeys, method), repeats)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", default=None, help="also write the Markdown report here")
     args = parser.parse_args(argv)
-    command = "python -m bench.data " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m loadtest.bench_data " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(measure(args.journeys, args.repeats), command.strip())
     print(text)
     if args.write:

@@ -1,1 +1,0 @@
-"""Benchmarks of the batch data path: simulator, loader, classic attribution models."""
