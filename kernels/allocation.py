@@ -11,12 +11,16 @@ the CPA ceiling). Each channel's ``x_i(t)`` comes from a safeguarded Newton step
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from attribid.kernels.response import HILL, check_curves, curve_derivatives, curve_value
+from attribid.kernels.problem import Infeasible, Problem, check_problem
+from attribid.kernels.response import HILL, curve_derivatives, curve_value
+
+# Problem and Infeasible live in attribid.kernels.problem; they are re-exported here.
+__all__ = ["Infeasible", "Problem", "check_problem", "solve", "solve_into", "STAT_NAMES",
+           "OK", "INFEASIBLE_BUDGET", "INFEASIBLE_CPA"]
 
 OK = 0
 INFEASIBLE_BUDGET = 1
@@ -265,71 +269,6 @@ def _certify(t, mu, budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
     stats[6] = x.sum() - budget
     stats[7] = _cpa_residual(x, max_cpa, ck, cp) if max_cpa > 0.0 else 0.0
     stats[8] = box
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One allocation problem over C channels (arrays are float64 [C] unless said)."""
-
-    budget: float
-    value_per_conversion: np.ndarray
-    lo: np.ndarray
-    #: per-channel ceiling, already resolved (no "0 = whole budget" here)
-    hi: np.ndarray
-    #: int64 [C] and float64 [C, 3]: conversion curves (see attribid.kernels.response)
-    conv_kind: np.ndarray
-    conv_params: np.ndarray
-    imp_kind: np.ndarray
-    imp_params: np.ndarray
-    w_revenue: float = 1.0
-    w_acquisitions: float = 0.0
-    w_exposure: float = 0.0
-    #: 0 = no ceiling
-    max_cpa: float = 0.0
-
-    def __post_init__(self) -> None:
-        # Checked once here so that solving the same problem again costs only the kernel.
-        check_problem(self)
-        a = self.w_revenue * self.value_per_conversion + self.w_acquisitions
-        object.__setattr__(self, "_a", a)
-        object.__setattr__(self, "_e", np.full(a.shape[0], float(self.w_exposure)))
-        object.__setattr__(self, "_hi", np.maximum(np.minimum(self.hi, self.budget), self.lo))
-
-    @property
-    def n(self) -> int:
-        """Number of channels."""
-        return int(self.lo.shape[0])
-
-    def weights(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel objective weight of a conversion and of an impression."""
-        a = self.w_revenue * self.value_per_conversion + self.w_acquisitions
-        return a, np.full(a.shape[0], float(self.w_exposure))
-
-
-class Infeasible(ValueError):
-    """No allocation satisfies the constraints; ``constraint`` names the one that cannot hold."""
-
-    def __init__(self, constraint: str, message: str) -> None:
-        super().__init__(f"{constraint}: {message}")
-        self.constraint = constraint
-
-
-def check_problem(p: Problem) -> int:
-    """Validate shapes, dtypes and values (ValueError naming the field); return the channel count."""
-    n = p.lo.shape[0]
-    for name in ("value_per_conversion", "lo", "hi"):
-        a = getattr(p, name)
-        if a.dtype != np.float64 or a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(a < 0):
-            raise ValueError(f"{name}: expected finite float64 [{n}] >= 0")
-    check_curves(p.conv_kind, p.conv_params, n, "conversions")
-    check_curves(p.imp_kind, p.imp_params, n, "impressions")
-    for name in ("budget", "w_revenue", "w_acquisitions", "w_exposure", "max_cpa"):
-        v = getattr(p, name)
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name}: must be finite and >= 0, got {v}")
-    if np.any(p.lo > p.hi):
-        raise ValueError(f"channels[{int(np.argmax(p.lo > p.hi))}]: min > max")
-    return n
 
 
 _NO_HISTORY = np.empty((0, 2))

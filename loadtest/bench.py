@@ -70,6 +70,7 @@ def measure(target: Target, requests: Path, client_cores: str | None, *, closed:
     if client_cores:
         cmd = ["taskset", "-c", client_cores, *cmd]
     batch0, cpu0 = target.batch_counts(), target.proc.cpu_seconds()
+    threads0, calls0 = target.proc.thread_cpu_seconds(), sum(target.score_statuses().values())
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=duration * 4 + 120)
@@ -85,6 +86,11 @@ def measure(target: Target, requests: Path, client_cores: str | None, *, closed:
                             + (child1.ru_stime - child0.ru_stime)) / wall
     runs = batch1[1] - batch0[1]
     result["mean_batch"] = (batch1[0] - batch0[0]) / runs if runs else None
+    # Per call, from the server's own call counter (warm-up calls included on both sides).
+    calls = sum(target.score_statuses().values()) - calls0
+    threads1 = target.proc.thread_cpu_seconds()
+    result["cpu_ms_per_call_main"] = (threads1[0] - threads0[0]) * 1e3 / calls if calls else None
+    result["cpu_ms_per_call_other"] = (threads1[1] - threads0[1]) * 1e3 / calls if calls else None
     line = (f"  {target.name:<18} {result['mode']:<6} {result['level']:>8.0f}  "
             f"{result['throughput']:>8.0f}/s  p50 {result['p50'] or float('nan'):7.3f}  "
             f"p99 {result['p99'] or float('nan'):8.3f} ms  cpu srv {result['server_cpu']:.2f} "

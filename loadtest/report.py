@@ -63,6 +63,8 @@ def figures(res: dict[str, Any]) -> dict[str, Any]:
         at = {r["level"]: r for r in res["attribid"]}
         if 32 in nb and 32 in at:
             fig["batching_gain_c32"] = at[32]["throughput"] / nb[32]["throughput"]
+        if 1 in nb and 1 in at and nb[1]["p99"]:
+            fig["batching_p99_c1"] = at[1]["p99"] / nb[1]["p99"]
     return fig
 
 
@@ -92,14 +94,19 @@ def checks(fig: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
 
 
 def _table(rows: list[dict[str, Any]], level_name: str) -> list[str]:
+    per_call = any(r.get("cpu_ms_per_call_main") is not None for r in rows)
+    extra = " CPU ms/call: main thread | other threads |" if per_call else ""
     lines = [f"| {level_name} | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | "
-             "server CPU | client CPU | mean batch |", "|" + "---|" * 10]
+             "server CPU | client CPU | mean batch |" + extra,
+             "|" + "---|" * (12 if per_call else 10)]
     for r in rows:
         errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
+        tail = (f" {_f(r.get('cpu_ms_per_call_main'))} | {_f(r.get('cpu_ms_per_call_other'))} |"
+                if per_call else "")
         lines.append(f"| {r['level']:.0f} | {r['throughput']:.0f} | {_f(r['p50'])} | "
                      f"{_f(r['p90'])} | {_f(r['p99'])} | {_f(r['p999'])} | {errors} | "
                      f"{r['server_cpu']:.2f} | {r['client_cpu']:.2f} | "
-                     f"{_f(r.get('mean_batch'), 1)} |")
+                     f"{_f(r.get('mean_batch'), 1)} |" + tail)
     return lines
 
 
@@ -135,6 +142,13 @@ def plot(res: dict[str, Any], path: Path) -> None:
             rows = [r for r in rows if r[key] is not None]
             if rows:
                 ax.plot([r["throughput"] for r in rows], [r[key] for r in rows], "o-", label=label)
+        if res.get("floor_a"):
+            best = max(res["floor_a"], key=lambda r: r["journeys_per_s"])
+            one = next(r for r in res["floor_a"] if r["batch"] == 1)
+            ax.axvline(best["journeys_per_s"], color="grey", ls="--", lw=1,
+                       label=f"floor A best: {best['journeys_per_s']:.0f} journeys/s")
+            ax.axhline(one["median_ms"], color="grey", ls=":", lw=1,
+                       label=f"floor A batch 1: {one['median_ms']:.2f} ms")
         ax.set_xlabel("successful calls per second")
         ax.set_title(f"{key} latency vs throughput, 32-touchpoint journeys")
         ax.set_yscale("log")
@@ -181,7 +195,10 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         "latency measured from each call's scheduled arrival (no coordinated omission), "
         f"deadline {meta['open_deadline_ms']:.0f} ms per call.",
         f"- Each point: {meta['warmup_s']} s unmeasured warm-up, then {meta['duration_s']} s "
-        "measured. CPU columns are cores busy (1.00 = one core) over the point, from /proc.",
+        "measured. CPU columns are cores busy (1.00 = one core) over the point, from /proc. "
+        "For attribid, CPU ms per call splits the server's CPU between its main thread (the "
+        "event loop: gRPC, validation, responses) and all other threads (inference, gRPC's "
+        "own), divided by the calls the server counted.",
         "- The load generator is Python too: where its CPU column nears 1.00 it, not the "
         "server, is the limit of that point.",
         "",
@@ -214,6 +231,8 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         lines.append(f"| 2 workers / 1 worker, best throughput | {fig['workers_ratio']:.2f} |")
     if "batching_gain_c32" in fig:
         lines.append(f"| batching on / off, throughput at c=32 | {fig['batching_gain_c32']:.2f} |")
+    if "batching_p99_c1" in fig:
+        lines.append(f"| batching on / off, p99 at c=1 (low load) | {fig['batching_p99_c1']:.2f} |")
     lines += ["", "![latency vs throughput](performance.png)", "",
               "## Floor A: in-process onnxruntime (`session.run` only, features ready)", "",
               f"Same model, same journeys, {meta['threads']} intra-op thread(s), pinned to the "

@@ -116,7 +116,7 @@ def plot(regrets: dict[str, np.ndarray], learn: int, path: Path) -> None:
         ax.axvline(reg.shape[2] // 2, color="black", ls="--", lw=1)
         ax.set_title(f"market {name}")
         ax.set_xlabel("day")
-        ax.set_ylabel("cumulative regret vs per-day oracle\n(% of the oracle's total revenue)")
+        ax.set_ylabel("cumulative expected regret vs per-day oracle\n(% of the oracle's total revenue)")
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -171,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
              f"Made by `{cmd}`. Every market is reported. Strategies spend the same budget each day "
              "and meet the same random draws; ROI is realised revenue over spend; ± is a 95 % "
              f"t interval over seeds. Learning period: {args.learn} days. "
-             "The regret curves are in `market_regret.png`.", "",
+             "The regret curves (`market_regret.png`) use expected revenue under the true curves, "
+             "which removes the day noise from the comparison; the dotted line ends the learning "
+             "period, the dashed one marks the shift.", "",
              "Strategies: `static` is Table 6's pre-optimisation split; `adaptive` is the closed loop "
              "(the server's CampaignBook: daily outcome reports, curves fitted with uncertainty, "
              "averaged Thompson sampling, a re-solve each day); `frozen` is the loop's posterior-mean "

@@ -30,7 +30,7 @@ SHIPPED_SEED = 7
 SHIPPED_JOURNEYS = 200_000
 #: the shipped defaults differ from `attribid train` where a big, known data set allows it
 SHIPPED_CONFIG = {"epochs": 3, "distill_epochs": 2, "distill_journeys": 30_000,
-                  "batch_size": 256, "threads": 2}
+                  "batch_size": 256, "threads": 1}
 #: journeys per world for the held-out truth metrics in the metadata
 CHECK_JOURNEYS = 5_000
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -238,9 +239,13 @@ class CampaignBook:
     async def run(self) -> None:
         """Re-solve campaigns with enough new evidence (or any, once a period has passed)."""
         tick = min(self.resolve_period_s, 0.25)
-        while True:
-            await asyncio.sleep(tick)
-            self.step()
+        loop = asyncio.get_running_loop()
+        # Fits and solves take milliseconds: they run in a thread of their own so the event
+        # loop (and Score's latency) never waits for them; results are swapped in whole.
+        with ThreadPoolExecutor(1, thread_name_prefix="attribid-allocation") as pool:
+            while True:
+                await asyncio.sleep(tick)
+                await loop.run_in_executor(pool, self.step)
 
     def step(self) -> int:
         """One pass of the background loop; returns how many campaigns were re-solved."""
