@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -248,7 +248,7 @@ def _read_parquet(path: str) -> ListTable:
     except ImportError:
         raise DataError(path, None, None, "reading Parquet needs pyarrow installed") from None
     table = pq.read_table(path)
-    columns: dict[str, Sequence] = {}
+    columns: dict[str, Any] = {}
     for name in table.column_names:
         col = table.column(name)
         kind = str(col.type)
