@@ -39,7 +39,8 @@ class ScoringService:
                                           scorer.max_len, settings.future_tolerance_s)
         self.batcher: Batcher = Batcher(
             scorer.infer_batch, max_batch=settings.max_batch, max_queue=settings.max_queue,
-            max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch, clock=clock)
+            max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch,
+            inline_when_idle=settings.inline_when_idle, clock=clock)
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(size)

@@ -31,11 +31,14 @@ class Settings:
     max_journey: int = 64
     #: largest request or response in bytes; larger gets RESOURCE_EXHAUSTED
     max_message_bytes: int = 1 << 20
-    #: most journeys in one onnxruntime run
-    max_batch: int = 64
+    #: most journeys in one onnxruntime run (onnxruntime's throughput per journey on this
+    #: network peaks near batch 6 on a CPU and falls beyond 8: see docs/performance.md)
+    max_batch: int = 6
     #: longest a call waits for others to join its batch, in microseconds; 0 = batch only
     #: what queued up while the previous batch ran (adds no latency at low load)
     max_wait_us: int = 0
+    #: at low load, run a lone call's inference on the event loop thread (no thread hand-off)
+    inline_when_idle: bool = False
     #: calls waiting for inference beyond which new calls are shed
     max_queue: int = 512
     #: how shed calls are answered: "fallback" (flagged heuristic) or "reject" (RESOURCE_EXHAUSTED)

@@ -91,3 +91,21 @@ def test_a_failing_run_fails_its_calls_and_the_batcher_goes_on():
         await b.close(1.0)
 
     run(main())
+
+
+def test_inline_when_idle_runs_a_lone_call_on_the_callers_thread_and_batches_under_load():
+    async def main():
+        rec = Recorder(seconds=0.01)
+        b = Batcher(rec, max_batch=8, max_queue=100, inline_when_idle=True)
+        b.start()
+        assert await b.submit(1) == 2
+        lone_thread = set(rec.thread_names)
+        results = await asyncio.gather(*(b.submit(i) for i in range(20)))
+        await b.close(1.0)
+        return rec, lone_thread, results
+
+    rec, lone_thread, results = run(main())
+    assert lone_thread == {threading.current_thread().name}
+    assert results == [i * 2 for i in range(20)]
+    assert max(rec.sizes) == 8  # the burst went through the inference thread, batched
+    assert any(name.startswith("attribid-inference") for name in rec.thread_names)
