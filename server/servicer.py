@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import contextmanager
-from typing import AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import grpc
 
@@ -33,6 +33,9 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
+        # Label lookups take a lock and hash the labels: resolve each child once.
+        self._calls: dict[tuple[str, grpc.StatusCode], Any] = {}
+        self._latency: dict[str, Any] = {}
 
     @contextmanager
     def _observe(self, method: str) -> Iterator[_Call]:
@@ -42,8 +45,15 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             yield call
         finally:
             elapsed = time.perf_counter() - start
-            self._metrics.calls.labels(method, call.code.name).inc()
-            self._metrics.latency.labels(method).observe(elapsed)
+            key = (method, call.code)
+            counter = self._calls.get(key)
+            if counter is None:
+                counter = self._calls[key] = self._metrics.calls.labels(method, call.code.name)
+            counter.inc()
+            histogram = self._latency.get(method)
+            if histogram is None:
+                histogram = self._latency[method] = self._metrics.latency.labels(method)
+            histogram.observe(elapsed)
             if self._log_calls and call.code is grpc.StatusCode.OK:
                 self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
 
