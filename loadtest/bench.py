@@ -10,9 +10,9 @@ requests) to ``--client-cores``. Journeys have 32 touchpoints. Raw results go to
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -26,6 +26,7 @@ import orjson
 from loadtest import h2load, report
 from loadtest.driver import write_requests
 from loadtest.floors import floor_a, shipped_model
+from loadtest.histogram import LatencyHistogram
 from loadtest.journeys import generate, score_requests
 from loadtest.peer import launch
 from loadtest.targets import Target, attribid_server, echo_server, peer_server
@@ -65,25 +66,19 @@ def measure(target: Target, requests: Path, client_cores: str | None, *, closed:
            "--method", target.method, "--requests", str(requests), "--duration", str(duration),
            "--warmup", str(warmup), "--timeout", str(timeout)]
     cmd += ["--closed", str(closed)] if closed else ["--rate", f"{rate:.1f}"]
+    cmd += ["--watch-pid", str(target.proc.popen.pid)]
     if parse_fallback:
         cmd.append("--parse-fallback")
     if client_cores:
         cmd = ["taskset", "-c", client_cores, *cmd]
-    batch0, cpu0 = target.batch_counts(), target.proc.cpu_seconds()
+    batch0 = target.batch_counts()
     threads0, calls0 = target.proc.thread_cpu_seconds(), sum(target.score_statuses().values())
-    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=duration * 4 + 120)
-    wall = time.monotonic() - t0
     if done.returncode != 0:
         raise RuntimeError(f"driver failed against {target.name}: {done.stderr[-2000:]}")
-    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     batch1 = target.batch_counts()
     result = orjson.loads(done.stdout.strip().splitlines()[-1])
     result["target"] = target.name
-    result["server_cpu"] = (target.proc.cpu_seconds() - cpu0) / wall
-    result["client_cpu"] = ((child1.ru_utime - child0.ru_utime)
-                            + (child1.ru_stime - child0.ru_stime)) / wall
     runs = batch1[1] - batch0[1]
     result["mean_batch"] = (batch1[0] - batch0[0]) / runs if runs else None
     # Per call, from the server's own call counter (warm-up calls included on both sides).
@@ -128,6 +123,37 @@ def closed_sweep(target: Target, requests: Path, args: argparse.Namespace,
                     warmup=args.warmup) for c in levels]
 
 
+def locust_run(target: Target, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The documented Locust command, headless for a set time and rate, against ``target``."""
+    prefix = out / "locust"
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"),
+           "--headless", "--host", target.address, "-u", "10", "-r", "10",
+           "-t", f"{int(args.locust_seconds)}s", "--rate", str(args.locust_rate),
+           "--csv", str(prefix), "--html", str(out / "locust.html")]
+    if args.client_cores:
+        cmd = ["taskset", "-c", args.client_cores, *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          timeout=args.locust_seconds + 120)
+    stats = {row["Name"]: row for row in
+             csv.DictReader(Path(f"{prefix}_stats.csv").read_text().splitlines())}
+    hist = LatencyHistogram()
+    for row in csv.DictReader(Path(f"{prefix}_us_histogram.csv").read_text().splitlines()):
+        for _ in range(int(row["count"])):
+            hist.record(row["name"], int(row["latency_us"]) / 1000.0)
+    rows = []
+    for name in hist.names():
+        pct = hist.percentiles(name)
+        st = stats.get(name, {})
+        rows.append({"name": name, "requests": int(st.get("Request Count", 0)),
+                     "failures": int(st.get("Failure Count", 0)),
+                     "rps": float(st.get("Requests/s", 0.0)),
+                     "p50": pct[50.0], "p90": pct[90.0], "p99": pct[99.0], "p999": pct[99.9]})
+    print(f"  locust: exit {done.returncode}, " + ", ".join(
+        f"{r['name']} {r['requests']} req p99 {r['p99']:.3f} ms" for r in rows), flush=True)
+    return {"exit_code": done.returncode, "seconds": args.locust_seconds,
+            "rate": args.locust_rate, "users": 10, "rows": rows}
+
+
 def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     logs = out / "logs"
     res: dict[str, Any] = {"meta": _meta(args), "failures": []}
@@ -162,6 +188,8 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             measure(srv, score, args.client_cores, rate=f * sat, duration=args.duration,
                     warmup=args.warmup, timeout=OPEN_DEADLINE_S, parse_fallback=True)
             | {"fraction": f} for f in RATE_FRACTIONS]))
+        print("Locust, headless, against the same server", flush=True)
+        guarded("locust", lambda: res.update(locust=locust_run(srv, out, args)))
 
     def no_batching() -> None:
         with attribid_server(args.server_cores, logs, extra=("--max-batch", "1")) as srv:
@@ -221,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-cores", default="0")
     parser.add_argument("--client-cores", default="1")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--locust-seconds", type=float, default=10.0)
+    parser.add_argument("--locust-rate", type=float, default=200.0, help="Locust tasks/s")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--nice", type=int, default=0,
                         help="scheduling niceness for this run and every process it starts "
@@ -245,3 +275,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

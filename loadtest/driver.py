@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import struct
 import sys
 import time
@@ -79,6 +80,11 @@ class Result:
     mean: float = float("nan")
     #: open loop: p99 of how late calls left the generator after their scheduled arrival
     send_lag_p99: float = float("nan")
+    #: open loop: p99 latency from the moment the call was actually sent
+    p99_from_send: float = float("nan")
+    #: cores busy during the measured window: the generator, and the watched server
+    client_cpu: float = float("nan")
+    server_cpu: float = float("nan")
 
 
 class _Recorder:
@@ -88,6 +94,7 @@ class _Recorder:
         self.start_ns, self.end_ns = start_ns, end_ns
         self.lat_ns = array("q")
         self.lag_ns = array("q")
+        self.from_send_ns = array("q")
         self.sent = self.fallback = self.dropped = 0
         self.errors: dict[str, int] = {}
         self.parse_fallback = parse_fallback
@@ -95,14 +102,17 @@ class _Recorder:
     def counts(self, t0: int) -> bool:
         return self.start_ns <= t0 < self.end_ns
 
-    def done(self, t0: int, reply: bytes | None, code: grpc.StatusCode | None) -> None:
+    def done(self, t0: int, sent_ns: int, reply: bytes | None,
+             code: grpc.StatusCode | None) -> None:
         if not self.counts(t0):
             return
         self.sent += 1
         if code is not None:
             self.errors[code.name] = self.errors.get(code.name, 0) + 1
             return
-        self.lat_ns.append(time.perf_counter_ns() - t0)
+        now = time.perf_counter_ns()
+        self.lat_ns.append(now - t0)
+        self.from_send_ns.append(now - sent_ns)
         if self.parse_fallback and reply is not None and _is_fallback(reply):
             self.fallback += 1
 
@@ -113,14 +123,15 @@ def _is_fallback(reply: bytes) -> bool:
 
 
 async def _call(rpc, request: bytes, timeout: float, t0: int, rec: _Recorder) -> None:
+    sent = time.perf_counter_ns()
     if rec.counts(t0):
-        rec.lag_ns.append(time.perf_counter_ns() - t0)
+        rec.lag_ns.append(sent - t0)
     try:
         reply = await rpc(request, timeout=timeout)
     except grpc.aio.AioRpcError as exc:
-        rec.done(t0, None, exc.code())
+        rec.done(t0, sent, None, exc.code())
         return
-    rec.done(t0, reply, None)
+    rec.done(t0, sent, reply, None)
 
 
 def _channels(target: str, n: int) -> list[grpc.aio.Channel]:
@@ -134,7 +145,7 @@ def _channels(target: str, n: int) -> list[grpc.aio.Channel]:
 async def run(target: str, method: str, requests: list[bytes], *, concurrency: int = 0,
               rate: float = 0.0, duration: float = 5.0, warmup: float = 1.0,
               timeout: float = 1.0, connections: int = 4, parse_fallback: bool = False,
-              seed: int = 0) -> Result:
+              seed: int = 0, watch_pid: int = 0) -> Result:
     """Drive ``target`` closed-loop (``concurrency`` > 0) or open-loop (``rate`` > 0).
 
     >>> # asyncio.run(run("127.0.0.1:50051", SCORE_METHOD, reqs, concurrency=8))
@@ -148,13 +159,32 @@ async def run(target: str, method: str, requests: list[bytes], *, concurrency: i
     start = time.perf_counter_ns() + int(warmup * 1e9)
     end = start + int(duration * 1e9)
     rec = _Recorder(start, end, parse_fallback)
+    sampler = asyncio.ensure_future(_cpu_in_window(start, end, watch_pid))
     if concurrency > 0:
         await _closed(rpcs, requests, concurrency, end, timeout, rec)
     else:
         await _open(rpcs, requests, rate, end, timeout, rec, seed)
     for ch in channels:
         await ch.close()
-    return _summary("closed" if concurrency else "open", concurrency or rate, duration, rec)
+    res = _summary("closed" if concurrency else "open", concurrency or rate, duration, rec)
+    res.client_cpu, res.server_cpu = await sampler
+    return res
+
+
+async def _cpu_in_window(start_ns: int, end_ns: int, watch_pid: int) -> tuple[float, float]:
+    """Cores busy in the measured window: this process, and ``watch_pid``'s process tree."""
+    from loadtest.procs import tree_cpu_seconds
+
+    def sample() -> tuple[float, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return own.ru_utime + own.ru_stime, tree_cpu_seconds(watch_pid) if watch_pid else 0.0
+
+    await asyncio.sleep(max(start_ns - time.perf_counter_ns(), 0) / 1e9)
+    t0, (c0, s0) = time.perf_counter_ns(), sample()
+    await asyncio.sleep(max(end_ns - time.perf_counter_ns(), 0) / 1e9)
+    t1, (c1, s1) = time.perf_counter_ns(), sample()
+    span = (t1 - t0) / 1e9
+    return (c1 - c0) / span, ((s1 - s0) / span if watch_pid else float("nan"))
 
 
 async def _closed(rpcs, requests, concurrency, end_ns, timeout, rec) -> None:
@@ -209,6 +239,9 @@ def _summary(mode: str, level: float, duration: float, rec: _Recorder) -> Result
         res.max, res.mean = float(lat.max()), float(lat.mean())
     if mode == "open" and rec.lag_ns:
         res.send_lag_p99 = float(np.percentile(np.frombuffer(rec.lag_ns, dtype=np.int64), 99)) / 1e6
+    if mode == "open" and rec.from_send_ns:
+        res.p99_from_send = float(
+            np.percentile(np.frombuffer(rec.from_send_ns, dtype=np.int64), 99)) / 1e6
     return res
 
 
@@ -224,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument("--timeout", type=float, default=1.0, help="per-call deadline, seconds")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--watch-pid", type=int, default=0,
+                        help="report the CPU use of this process tree (the server) too")
     parser.add_argument("--parse-fallback", action="store_true",
                         help="decode ScoreResponse and count fallback answers")
     args = parser.parse_args(argv)
@@ -234,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         result = runner.run(run(
             args.target, args.method, read_requests(args.requests), concurrency=args.closed,
             rate=args.rate, duration=args.duration, warmup=args.warmup, timeout=args.timeout,
-            connections=args.connections, parse_fallback=args.parse_fallback))
+            connections=args.connections, parse_fallback=args.parse_fallback,
+            watch_pid=args.watch_pid))
     sys.stdout.write(orjson.dumps(asdict(result), option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
     return 0
 

@@ -3,10 +3,11 @@
     .venv/bin/python -m loadtest.latency              # starts its own server, ~20 s
     .venv/bin/python -m loadtest.latency --target 127.0.0.1:50051
 
-Both figures come from the same run and the same journey: the server's p50/p99
+All figures come from the same run and the same journey: the server's p50/p99
 for a whole Score call (validate, featurize, infer, attribute, bid, over
-loopback gRPC) and ``session.run`` alone on that journey's features, pinned to
-the server's core, with the server's thread count.
+loopback gRPC), ``session.run`` alone on that journey's features (pinned to the
+server's core, with the server's thread count), and a bare grpc.aio echo
+server's round trip for the same message (what any Python gRPC server costs).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from attribid.models.contract import INPUT_FEATURES, INPUT_MASK
 from loadtest import driver
 from loadtest.floors import session, shipped_model
 from loadtest.journeys import generate, model_inputs, score_requests
-from loadtest.targets import attribid_server
+from loadtest.targets import attribid_server, echo_server
 
 
 def onnx_times_ms(model: str, steps: int, threads: int, n: int, seed: int) -> np.ndarray:
@@ -73,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             res = runner.run(driver.run(address, driver.SCORE_METHOD,
                                         [request.SerializeToString()], concurrency=1,
                                         duration=args.duration, warmup=1.0, connections=1))
-    # The server is gone now: the onnxruntime floor gets the server's core to itself.
+        with tempfile.TemporaryDirectory() as logs, \
+                echo_server(args.server_cores, Path(logs)) as echo:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                bare = runner.run(driver.run(echo.address, driver.SCORE_METHOD,
+                                             [request.SerializeToString()], concurrency=1,
+                                             duration=args.duration, warmup=1.0, connections=1))
+    # The servers are gone now: the onnxruntime floor gets the server's core to itself.
     os.sched_setaffinity(0, cores)
     onnx = onnx_times_ms(args.model or shipped_model(), args.steps, args.threads, 2000, args.seed)
     p50, p99 = np.percentile(onnx, [50, 99])
@@ -81,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'':<34}{'p50 ms':>9}{'p99 ms':>9}")
     print(f"  {'attribid Score over gRPC':<34}{res.p50:>9.3f}{res.p99:>9.3f}")
     print(f"  {'onnxruntime session.run in-process':<34}{p50:>9.3f}{p99:>9.3f}")
-    print(f"  {'server adds (p50)':<34}{res.p50 - p50:>9.3f}")
+    print(f"  {'bare gRPC echo round trip':<34}{bare.p50:>9.3f}{bare.p99:>9.3f}")
+    print(f"  {'Score - onnxruntime (p50)':<34}{res.p50 - p50:>9.3f}")
+    print(f"  {'Score - onnxruntime - echo (p50)':<34}{res.p50 - p50 - bare.p50:>9.3f}")
     if res.errors:
         print(f"  errors: {res.errors}")
     return 0 if res.ok and not res.errors else 1

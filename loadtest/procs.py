@@ -59,7 +59,7 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the process and all its descendants so far."""
-        return sum(_cpu(pid) for pid in _tree(self.popen.pid))
+        return tree_cpu_seconds(self.popen.pid)
 
     def thread_cpu_seconds(self) -> tuple[float, float]:
         """(main threads, all other threads) CPU so far, over the process tree.
@@ -126,6 +126,11 @@ def stop(popen: subprocess.Popen, grace: float = 10.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(popen.pid, signal.SIGKILL)
             popen.wait(5)
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU so far of ``root`` and all its descendants (from /proc)."""
+    return sum(_cpu(pid) for pid in _tree(root))
 
 
 def _tree(root: int) -> list[int]:

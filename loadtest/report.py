@@ -45,6 +45,8 @@ def figures(res: dict[str, Any]) -> dict[str, Any]:
     open2x = next((r for r in res.get("open", []) if r["fraction"] == 2.0), None)
     fig["open70_p99"] = open70["p99"] if open70 else None
     fig["open2x_p99"] = open2x["p99"] if open2x else None
+    fig["open2x_p99_send"] = open2x.get("p99_from_send") if open2x else None
+    fig["open2x_fallback"] = open2x["fallback"] / open2x["ok"] if open2x and open2x["ok"] else None
     peers = [r for key in ("peer", "peer_batching") for r in res.get(key, [])]
     if peers:
         peer_sat = _best(peers)
@@ -82,8 +84,9 @@ def checks(fig: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
          f"{_f(fig['open70_p99'])} ms", None if fig["open70_p99"] is None
          else fig["open70_p99"] < P99_BUDGET_MS),
         ("bounded p99 of admitted calls at 2x saturation",
-         f"{_f(fig['open2x_p99'])} ms (deadline 100 ms)", None if fig["open2x_p99"] is None
-         else fig["open2x_p99"] < 100.0),
+         f"{_f(fig['open2x_p99_send'])} ms from send, {_f(fig['open2x_p99'])} ms from scheduled "
+         f"arrival (deadline 100 ms); {_f(fig['open2x_fallback'], 3)} of answers were fallbacks",
+         None if fig["open2x_p99_send"] is None else fig["open2x_p99_send"] <= 100.0),
     ]
     if "peer_ratio" in fig:
         out.append((f">= {PEER_FACTOR:.0f}x the peer's saturation throughput at equal or lower p99",
@@ -112,14 +115,15 @@ def _table(rows: list[dict[str, Any]], level_name: str) -> list[str]:
 
 def _open_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| x saturation | offered/s | ok/s | p50 ms | p90 ms | p99 ms | fallback | "
-             "errors | dropped by generator | send lag p99 ms | server CPU | client CPU | "
-             "mean batch |", "|" + "---|" * 13]
+             "errors | dropped by generator | send lag p99 ms | p99 from send ms | server CPU | "
+             "client CPU | mean batch |", "|" + "---|" * 14]
     for r in rows:
         errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
         fb = r["fallback"] / r["ok"] if r["ok"] else 0.0
         lines.append(f"| {r['fraction']:.2f} | {r['level']:.0f} | {r['throughput']:.0f} | "
                      f"{_f(r['p50'])} | {_f(r['p90'])} | {_f(r['p99'])} | {fb:.1%} | {errors} | "
                      f"{r['dropped']} | {_f(r.get('send_lag_p99'))} | "
+                     f"{_f(r.get('p99_from_send'))} | "
                      f"{r['server_cpu']:.2f} | {r['client_cpu']:.2f} | "
                      f"{_f(r.get('mean_batch'), 1)} |")
     return lines
@@ -135,7 +139,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
               ("open", "attribid, open loop (Poisson)"), ("workers2", "attribid, 2 workers"),
               ("no_batching", "attribid, batching off"), ("peer", "MLServer peer"),
               ("peer_batching", "MLServer peer, adaptive batching")]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), sharey=True)
     for ax, key in zip(axes, ("p50", "p99")):
         for name, label in series:
             rows = sorted(res.get(name, []), key=lambda r: r["level"])
@@ -154,8 +158,9 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("latency, ms (log scale)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -203,6 +208,11 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         "server, is the limit of that point.",
         "",
         "## What the capability asks, and what this run shows",
+        "",
+        "Saturation is the highest throughput of the closed-loop sweep (concurrency 1 to 128) "
+        "with the same load generator; the open-loop rates are fractions of attribid's. The "
+        "peer comparison takes the peer's best point (either batching setting) and the most "
+        "attribid throughput with a p99 no higher than that point's.",
         "",
         "| asked | measured | met |",
         "|---|---|---|",
@@ -256,8 +266,23 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
                       "the share of answers the server flagged as fallback (shed or out of time); "
                       "errors are gRPC status codes; p50-p99 are over answered calls, timed from "
                       "each call's scheduled arrival. `send lag` is how late the generator "
-                      "itself sent calls: where it is large, the generator was the limit.", "",
+                      "itself sent calls: where it is large, the generator was the limit; "
+                      "`p99 from send` leaves that lag out.", "",
                       *_open_table(res["open"])]
+    if res.get("locust"):
+        loc = res["locust"]
+        lines += ["", "## Locust against attribid (1 worker)", "",
+                  f"The documented headless command: {loc['users']} users, {loc['rate']:.0f} "
+                  f"tasks/s for {loc['seconds']:.0f} s, Score : ScoreStream (16 pipelined "
+                  "messages) : ReportOutcomes = 20 : 2 : 1, gevent-patched sync gRPC; Locust's "
+                  f"exit code {loc['exit_code']} (0 = no failure). Latency at microsecond "
+                  "resolution from its request events; Locust itself costs milliseconds per "
+                  "call, so these are not the server's figures.", "",
+                  "| request | count | failures | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms |",
+                  "|" + "---|" * 8]
+        lines += [f"| {r['name']} | {r['requests']} | {r['failures']} | {r['rps']:.1f} | "
+                  f"{_f(r['p50'])} | {_f(r['p90'])} | {_f(r['p99'])} | {_f(r['p999'])} |"
+                  for r in loc["rows"]]
     if res.get("h2load_echo") or res.get("h2load_attribid"):
         lines += ["", "## Cross-check with a C load generator (h2load)", "",
                   "nghttp2's `h2load` on the load generator's core, one 32-touchpoint message "

@@ -28,7 +28,8 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def subset_values(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_MAX_LEN,
                   batch_rows: int = 4096, ref_time: np.ndarray | None = None,
-                  empty_value: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  empty_value: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model value of every channel subset of every journey.
 
     Returns (starts int64 [J + 1], present bool [J, C], values float64 [sum 2**k]):

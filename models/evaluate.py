@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -59,6 +60,8 @@ class WorldResult:
     categories: dict[int, list[ModelScore]] = field(default_factory=dict)
     #: network name -> fidelity figures of its served credit
     fidelity: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: network name -> its removal effects against the true ones (see removal_check)
+    removal: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def classic_models() -> dict[str, Credit]:
@@ -67,7 +70,11 @@ def classic_models() -> dict[str, Credit]:
     >>> sorted(classic_models())[:2]
     ['first-click', 'last-click']
     """
-    return {m: (lambda js, m=m: attribute_journeys(js, m)) for m in METHODS}
+    return {m: partial(_classic, method=m) for m in METHODS}
+
+
+def _classic(journeys: Journeys, method: str) -> np.ndarray:
+    return attribute_journeys(journeys, method)
 
 
 def evaluate_world(world: World, n_journeys: int, seed: int,
@@ -82,7 +89,7 @@ def evaluate_world(world: World, n_journeys: int, seed: int,
     scores: list[ModelScore] = []
     models: dict[str, Credit] = dict(classic_models())
     for name, path in networks.items():
-        models[name] = lambda js, path=path: network_credit(js, path)
+        models[name] = partial(network_credit, model_path=path)
     true_shares = true_channel_shares(journeys, truth)
     for name, fn in models.items():
         credit, seconds, peak = _measure(fn, journeys)
@@ -100,6 +107,7 @@ def evaluate_world(world: World, n_journeys: int, seed: int,
         score = next(s for s in scores if s.name == name)
         score.auc, score.log_loss = auc(conv, prob), log_loss(conv, prob)
         result.fidelity[name] = _fidelity(model, journeys, truth, credits[name], fidelity_journeys)
+        result.removal[name] = removal_check(model, journeys, truth, fidelity_journeys)
     oracle = ModelScore("true probability", float("nan"), float("nan"), true_shares,
                         auc=auc(conv, truth.p_true), log_loss=log_loss(conv, truth.p_true))
     result.models.append(oracle)
@@ -138,6 +146,38 @@ def serving_latency(model: OnnxModel, journeys: Journeys, truth: Truth,
         model.run(features, mask)
         times.append(time.perf_counter() - t0)
     return 1000.0 * float(np.median(times))
+
+
+def removal_check(model: OnnxModel, journeys: Journeys, truth: Truth,
+                  limit: int = 1500) -> dict[str, float]:
+    """Network vs true removal effect of one channel, when it made the last touch and when not.
+
+    For converting journeys with at least two channels: ``last`` removes the
+    channel of the last touch, ``earlier`` a channel that did not make the last
+    touch. Means of v(all) - v(all without the channel), network and truth.
+
+    >>> # removal_check(load_model(None), journeys, truth)["last_network"]
+    """
+    from attribid.models.dataset import featurize_journeys, keep_channels, present_channels
+
+    present = present_channels(journeys)
+    last = journeys.channel[np.maximum(journeys.offsets[1:] - 1, 0)]
+    rows = np.flatnonzero(journeys.converted & (present.sum(axis=1) >= 2))[:limit]
+    out: dict[str, float] = {"journeys": float(rows.size)}
+    if rows.size == 0:
+        return out
+    earlier = np.argmax(present[rows] & (np.arange(present.shape[1]) != last[rows, None]), axis=1)
+    picked = to_model_channels(journeys.subset(rows), model)
+    model_code = np.array([model.channels.index(c) for c in journeys.channels])
+    ref = truth.reference_time[rows]
+    full = model.run(*featurize_journeys(picked, model.max_len, ref_time=ref))[0]
+    for name, channel in (("last", last[rows]), ("earlier", earlier)):
+        keep = np.int64(2 ** len(model.channels) - 1) & ~(np.int64(1) << model_code[channel])
+        copies = keep_channels(picked, np.arange(rows.size), keep)
+        without = model.run(*featurize_journeys(copies, model.max_len, ref_time=ref))[0]
+        out[f"{name}_network"] = float(np.mean(full - without))
+        out[f"{name}_truth"] = float(np.mean(truth.removal[rows, channel]))
+    return out
 
 
 def _conversion(model: OnnxModel, journeys: Journeys, truth: Truth) -> np.ndarray:

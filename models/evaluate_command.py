@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     latency["batch 64 (ms per journey)"] = latency["batch 64 (ms per call)"] / 64
     command = "attribid evaluate " + " ".join(shlex.quote(a) for a in _argv(args))
     write_report(Path(args.out), command, results, model, latency, journeys, truth,
-                 seconds=time.monotonic() - started)
+                 seconds=time.monotonic() - started, world_models=args.world_models)
     print(f"wrote {Path(args.out) / 'evaluation.md'}", file=sys.stderr)
     return 0
 

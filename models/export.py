@@ -64,7 +64,8 @@ def export_model(net: AttributionNet, out_dir: str | Path,
             contract.OUTPUT_CREDIT: {0: "batch"},
             contract.OUTPUT_ATTENTION: {0: "batch", 1: "steps"}}
     tmp = path.with_suffix(".onnx.tmp")
-    # The TorchScript exporter needs no extra packages; its deprecation notice is not ours to act on.
+    # The TorchScript exporter needs no extra packages (onnxscript); its deprecation
+    # warning says nothing about this model.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, example, str(tmp), dynamo=False, opset_version=OPSET,

@@ -32,7 +32,9 @@ from attribid.kernels.journeys import Journeys
 from attribid.models.dataset import (
     DEFAULT_MAX_LEN, featurize_journeys, reference_times, single_touches, truncate,
 )
-from attribid.models.distill import credit_shares, network_shapley, shapley_from_values, subset_values
+from attribid.models.distill import (
+    credit_shares, network_shapley, shapley_from_values, subset_values,
+)
 from attribid.models.metrics import auc, log_loss, row_agreement
 from attribid.models.network import AttributionNet, normalise_credit, parameter_count
 
@@ -304,6 +306,6 @@ def _distill_sample(journeys: Journeys, train: np.ndarray, cap: int,
 def _length_batches(lengths: np.ndarray, batch_size: int,
                     rng: np.random.Generator) -> list[np.ndarray]:
     """Batches of positions into ``lengths`` with similar lengths, in random order."""
-    order = np.lexsort((rng.random(lengths.shape[0]), lengths))
+    order = np.lexsort((np.asarray(rng.random(lengths.shape[0])), lengths))
     batches = [order[i:i + batch_size] for i in range(0, order.shape[0], batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]

@@ -40,7 +40,8 @@ def test_onnx_matches_pytorch_to_1e_5_on_featurized_journeys(exported: tuple) ->
     journeys, truth = simulate(WORLDS["balanced"], 300, seed=11)
     model = load_model(str(path))
     for batch in (journeys.subset(np.arange(1)), journeys.subset(np.arange(64)), journeys):
-        features, mask = featurize_journeys(batch, 64, ref_time=truth.reference_time[:batch.n_journeys])
+        ref = truth.reference_time[:batch.n_journeys]
+        features, mask = featurize_journeys(batch, 64, ref_time=ref)
         onnx_out = model.run(features, mask)
         with torch.no_grad():
             torch_out = net(torch.from_numpy(features), torch.from_numpy(mask))

@@ -25,8 +25,17 @@ from loadtest.echo_server import typical_response
 from loadtest.histogram import LatencyHistogram
 from loadtest.journeys import (MAX_TOUCHPOINTS, _TRANSITION, generate, model_inputs,
                                outcome_request, score_requests)
+from serverproc import ServerProcess, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real server of this module's own: the load reports outcomes, which changes state."""
+    with ServerProcess() as proc:
+        wait_serving(proc.address)
+        yield proc
 
 
 def test_generator_shapes_and_values_are_valid():
@@ -205,7 +214,7 @@ def test_report_checks_follow_the_capability_targets(tmp_path):
         # at the peer's p99 (30 ms) only c=1 qualifies: 500/s < 2 x 600/s (not met)
         "attribid": [_point(1, 500, 1.9, 2.5), _point(32, 2500, 12.0, 40.0)],
         "open": [_point(1750, 1750, 3.0, 9.5, fraction=0.7),
-                 _point(5000, 2400, 40.0, 120.0, fraction=2.0)],
+                 _point(5000, 2400, 40.0, 120.0, fraction=2.0, p99_from_send=101.0)],
         "peer": [_point(1, 100, 9.0, 12.0), _point(32, 600, 50.0, 30.0)],
         "failures": ["2 workers: boom"],
     }

@@ -180,11 +180,17 @@ def test_deadline_too_short_for_the_network_gets_the_flagged_fallback():
     assert not roomy.fallback
 
 
-def test_expired_deadline_is_deadline_exceeded_not_silence(server):
+def test_a_hopeless_deadline_is_answered_by_fallback_or_deadline_exceeded(server):
+    # grpc's timers are coarser than a microsecond, so either answer may win the race;
+    # what must never happen is a network answer after the deadline or no answer at all.
     s = stub(server.address)
-    with pytest.raises(grpc.RpcError) as info:
-        s.Score(score_request(journey(8)), timeout=1e-6)
-    assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    for _ in range(20):
+        try:
+            reply = s.Score(score_request(journey(8)), timeout=1e-6)
+        except grpc.RpcError as exc:
+            assert exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        else:
+            assert reply.fallback and reply.fallback_reason == "deadline"
 
 
 def test_a_model_that_cannot_load_exits_non_zero_with_a_clear_log(tmp_path):

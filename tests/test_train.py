@@ -39,7 +39,8 @@ def test_shapley_from_values_matches_the_permutation_definition() -> None:
     for j in range(6):
         k = int(present[j].sum())
         expected = np.zeros(7)
-        expected[np.flatnonzero(present[j])] = _permutation_shapley(values[starts[j]:starts[j + 1]], k)
+        game = values[starts[j]:starts[j + 1]]
+        expected[np.flatnonzero(present[j])] = _permutation_shapley(game, k)
         np.testing.assert_allclose(phi[j], expected, atol=1e-12)
         # Efficiency: the values add up to v(all) - v(empty).
         assert abs(phi[j].sum() - (values[starts[j + 1] - 1] - values[starts[j]])) < 1e-12
@@ -73,7 +74,8 @@ def test_credit_shares_keep_positive_values_over_present_channels() -> None:
 
 def test_metrics_against_hand_computed_cases() -> None:
     # 3 positives x 2 negatives = 6 pairs; positive 0.3 loses to negative 0.4 only.
-    assert auc(np.array([1, 1, 1, 0, 0]), np.array([0.9, 0.3, 0.8, 0.4, 0.1])) == pytest.approx(5 / 6)
+    scores = np.array([0.9, 0.3, 0.8, 0.4, 0.1])
+    assert auc(np.array([1, 1, 1, 0, 0]), scores) == pytest.approx(5 / 6)
     assert math.isnan(auc(np.array([1, 1]), np.array([0.2, 0.3])))
     assert log_loss(np.array([1]), np.array([math.exp(-2)])) == pytest.approx(2.0)
     np.testing.assert_allclose(row_agreement(np.array([[0.2, 0.8]]), np.array([[0.6, 0.4]])), [0.6])
