@@ -261,7 +261,7 @@ def _plot_accuracy(path: Path, results: list[WorldResult]) -> None:
     import matplotlib.pyplot as plt
 
     names = _names(results)
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5))
     width = 0.8 / len(results)
     x = np.arange(len(names))
     for k, r in enumerate(results):
@@ -271,7 +271,7 @@ def _plot_accuracy(path: Path, results: list[WorldResult]) -> None:
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set_ylim(0.5, 1.0)
     ax.set_ylabel("attribution accuracy (1 - TV)")
-    ax.legend(fontsize=8, ncol=3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

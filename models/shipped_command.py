@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulated training journeys (split equally over the worlds)")
     parser.add_argument("--per-world", default=None,
                         help="train one model per world into DIR/<world>/ instead")
+    parser.add_argument("--worlds", default=",".join(WORLDS),
+                        help="with --per-world: comma-separated worlds (default: all)")
     add_config_arguments(parser)
     parser.set_defaults(seed=SHIPPED_SEED, **SHIPPED_CONFIG)
 
@@ -59,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print("attribid train-shipped: --journeys must be >= 100", file=sys.stderr)
         return 2
     if args.per_world:
-        for name in WORLDS:
+        worlds = [w.strip() for w in args.worlds.split(",") if w.strip()]
+        unknown = [w for w in worlds if w not in WORLDS]
+        if unknown:
+            print(f"attribid train-shipped: --worlds: unknown {unknown}", file=sys.stderr)
+            return 2
+        for name in worlds:
             _train_and_export(config, [name], args.journeys, Path(args.per_world) / name,
                               f"attribid-net-1+sim-{name}-seed{config.seed}")
         return 0
