@@ -5,8 +5,9 @@ once, alone. While a batch runs, new calls queue up, and the next run takes
 them all (up to ``max_batch``). So batching adds no latency at low load and
 grows with load. ``max_wait_s`` can add a deliberate wait for fuller batches.
 
-With ``inline_when_idle``, a call that arrives when nothing runs or waits, and
-more than ``QUIET_S`` after the last arrival or completion, runs on the caller's
+With ``inline_when_idle``, a call that arrives alone (its caller knows of no
+other call in progress), when nothing runs or waits, and more than ``QUIET_S``
+after the last arrival or completion, runs on the caller's
 thread: at low load that saves two thread hand-offs (each a wake-up the OS may
 delay). Under load calls follow each other closely and take the thread path,
 so they still batch and the event loop keeps accepting calls.
@@ -94,14 +95,16 @@ class Batcher(Generic[Item, Result]):
         runs_ahead = len(self._queue) // self.max_batch + (1 if self._busy else 0)
         return (runs_ahead + 1) * self.stats.batch_seconds
 
-    def submit(self, item: Item, expires_at: float = float("inf")) -> "asyncio.Future[Result]":
+    def submit(self, item: Item, expires_at: float = float("inf"),
+               alone: bool = True) -> "asyncio.Future[Result]":
+        """Queue ``item``; ``alone`` says the caller knows of no other call in progress."""
         if self._wakeup is None:
             raise RuntimeError("batcher not started")
         now = self._clock()
         quiet = now - self._last_event >= QUIET_S
         self._last_event = now
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        if self.inline_when_idle and quiet and not self._busy and not self._queue:
+        if self.inline_when_idle and alone and quiet and not self._busy and not self._queue:
             self._run_inline(item, future)
             return future
         if len(self._queue) >= self.max_queue:

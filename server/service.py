@@ -35,6 +35,7 @@ class ScoringService:
         self._clock = clock
         self._wallclock = wallclock
         self._margin = settings.deadline_margin_ms / 1000.0
+        self._active = 0  # calls inside score(), for the batcher's inline decision
         self.validator = RequestValidator(scorer.channels, settings.max_touchpoints,
                                           scorer.max_len, settings.future_tolerance_s)
         self.batcher: Batcher = Batcher(
@@ -60,6 +61,13 @@ class ScoringService:
 
     async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
         """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
+        self._active += 1
+        try:
+            return await self._score(request, time_left)
+        finally:
+            self._active -= 1
+
+    async def _score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
         journey = self.validator.validate(request, self._wallclock())
         self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
         expires_at = float("inf")
@@ -72,7 +80,7 @@ class ScoringService:
                 scored = self.scorer.fallback(journey, "deadline")
         if scored is None:
             try:
-                future = self.batcher.submit(journey, expires_at)
+                future = self.batcher.submit(journey, expires_at, alone=self._active == 1)
             except Overloaded as exc:
                 if self.settings.shed_with == "reject":
                     raise ResourceExhausted("", f"server overloaded: {exc}") from None
