@@ -246,7 +246,9 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
     lines += ["", "![latency vs throughput](performance.png)", "",
               "## Floor A: in-process onnxruntime (`session.run` only, features ready)", "",
               f"Same model, same journeys, {meta['threads']} intra-op thread(s), pinned to the "
-              "server's core.", "",
+              "server's core. Batch sizes take turns over 5 rounds; each row is its best "
+              "round (median and p99 of that round), so a burst of other work spoils a round, "
+              "not the floor.", "",
               "| batch | median ms | p99 ms | journeys/s |", "|---|---|---|---|"]
     lines += [f"| {r['batch']} | {r['median_ms']:.3f} | {r['p99_ms']:.3f} | "
               f"{r['journeys_per_s']:.0f} |" for r in res["floor_a"]]
