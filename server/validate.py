@@ -65,7 +65,9 @@ class RequestValidator:
 
     def validate(self, req: pb.ScoreRequest, now: float) -> Journey:
         """``now`` is the server clock (epoch seconds), the default reference time."""
-        touches = req.journey
+        # One pass creates the touchpoints' wrappers; the per-field passes below reuse them
+        # (iterating the repeated field itself would create them again for every field).
+        touches = list(req.journey)
         n = len(touches)
         if n == 0:
             raise InvalidArgument("journey", "must hold at least one touchpoint")
