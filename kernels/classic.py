@@ -17,6 +17,26 @@ RULES: dict[str, int] = {
 
 
 @njit(cache=True, nogil=True)
+def position_based_into(channel, start, end, row):
+    """Add touches ``start:end``'s position-based (40/20/40) credit to ``row``.
+
+    One touch gets 1, two get 0.5 each; otherwise first and last 0.4 each and the
+    middle ones share 0.2. Shared by the classic model and the serving fallback.
+    """
+    n = end - start
+    if n == 1:
+        row[channel[start]] += 1.0
+    elif n == 2:
+        row[channel[start]] += 0.5
+        row[channel[end - 1]] += 0.5
+    elif n > 2:
+        row[channel[start]] += 0.4
+        row[channel[end - 1]] += 0.4
+        for i in range(start + 1, end - 1):
+            row[channel[i]] += 0.2 / (n - 2)
+
+
+@njit(cache=True, nogil=True)
 def _rule_credit(offsets, channel, timestamp, converted, rule, half_life_s, out):
     for j in range(offsets.shape[0] - 1):
         start = offsets[j]
@@ -40,16 +60,7 @@ def _rule_credit(offsets, channel, timestamp, converted, rule, half_life_s, out)
                 w = math.exp2(-(timestamp[end - 1] - timestamp[i]) / half_life_s)
                 out[j, channel[i]] += w / total
         else:
-            if n == 1:
-                out[j, channel[start]] += 1.0
-            elif n == 2:
-                out[j, channel[start]] += 0.5
-                out[j, channel[end - 1]] += 0.5
-            else:
-                out[j, channel[start]] += 0.4
-                out[j, channel[end - 1]] += 0.4
-                for i in range(start + 1, end - 1):
-                    out[j, channel[i]] += 0.2 / (n - 2)
+            position_based_into(channel, start, end, out[j])
 
 
 def _check_csr(offsets: np.ndarray, channel: np.ndarray, n_channels: int) -> tuple[np.ndarray,

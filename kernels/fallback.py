@@ -8,25 +8,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .classic import position_based_into
+
 
 @njit(cache=True, nogil=True)
 def _position_based(channel, out):
     out[:] = 0.0
-    n = channel.shape[0]
-    if n == 0:
-        return
-    if n == 1:
-        out[channel[0]] = 1.0
-        return
-    if n == 2:
-        out[channel[0]] += 0.5
-        out[channel[1]] += 0.5
-        return
-    middle = 0.2 / (n - 2)
-    out[channel[0]] += 0.4
-    out[channel[n - 1]] += 0.4
-    for i in range(1, n - 1):
-        out[channel[i]] += middle
+    position_based_into(channel, 0, channel.shape[0], out)
 
 
 def position_based_credit(channel: np.ndarray, out: np.ndarray) -> np.ndarray:
