@@ -58,7 +58,7 @@ def curve_curvature(kind: int, top: float, shape: float, slope: float, x: float)
         if x <= 0.0:
             return -np.inf if slope <= 1.0 else 0.0
         r = (x / shape) ** slope
-        first = top * slope * r / (x * (1.0 + r) * (1.0 + r))
+        first = curve_marginal(kind, top, shape, slope, x)
         return first / x * ((slope - 1.0) - 2.0 * slope * r / (1.0 + r))
     return -top / (shape * shape) * math.exp(-max(x, 0.0) / shape)
 
