@@ -103,31 +103,47 @@ def outcomes_request(campaign_id: str, batch_id: str,
                   for ch, row in outcomes.items()])
 
 
-class Client:
+class _RetryPolicy:
+    """What both clients share: the deadline, the retry budget and when to retry."""
+
+    def __init__(self, timeout: float, retries: int, backoff: float) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    def _pause(self, code: grpc.StatusCode, attempt: int, deadline: float,
+               retry_on: frozenset) -> float | None:
+        """Seconds to wait before retry ``attempt`` (1-based), or None to give up."""
+        pause = self.backoff * 2 ** (attempt - 1)
+        if code not in retry_on or attempt > self.retries or time.monotonic() + pause >= deadline:
+            return None
+        return pause
+
+
+class Client(_RetryPolicy):
     """Blocking client. ``timeout`` is each call's overall deadline in seconds."""
 
     def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float = 0.1,
                  retries: int = 2, backoff: float = 0.002,
                  options: Sequence[tuple[str, Any]] = ()) -> None:
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        super().__init__(timeout, retries, backoff)
         self._channel = grpc.insecure_channel(address, options=list(options))
         self._stub = pb_grpc.AttributionStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def _call(self, method: Any, request: Any, timeout: float | None, retry_on: frozenset) -> Any:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self._deadline(timeout)
         attempt = 0
         while True:
-            left = deadline - time.monotonic()
             try:
-                return method(request, timeout=max(left, 1e-4))
+                return method(request, timeout=max(deadline - time.monotonic(), 1e-4))
             except grpc.RpcError as exc:
                 attempt += 1
-                pause = self.backoff * 2 ** (attempt - 1)
-                if (exc.code() not in retry_on or attempt > self.retries
-                        or time.monotonic() + pause >= deadline):
+                pause = self._pause(exc.code(), attempt, deadline, retry_on)
+                if pause is None:
                     raise
                 time.sleep(pause)
 
@@ -176,31 +192,27 @@ class Client:
         self.close()
 
 
-class AsyncClient:
+class AsyncClient(_RetryPolicy):
     """asyncio client with the same methods as Client, awaited."""
 
     def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float = 0.1,
                  retries: int = 2, backoff: float = 0.002,
                  options: Sequence[tuple[str, Any]] = ()) -> None:
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        super().__init__(timeout, retries, backoff)
         self._channel = grpc.aio.insecure_channel(address, options=list(options))
         self._stub = pb_grpc.AttributionStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def _call(self, method: Any, request: Any, timeout: float | None, retry_on: frozenset) -> Any:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        deadline = self._deadline(timeout)
         attempt = 0
         while True:
-            left = deadline - time.monotonic()
             try:
-                return await method(request, timeout=max(left, 1e-4))
+                return await method(request, timeout=max(deadline - time.monotonic(), 1e-4))
             except grpc.aio.AioRpcError as exc:
                 attempt += 1
-                pause = self.backoff * 2 ** (attempt - 1)
-                if (exc.code() not in retry_on or attempt > self.retries
-                        or time.monotonic() + pause >= deadline):
+                pause = self._pause(exc.code(), attempt, deadline, retry_on)
+                if pause is None:
                     raise
                 await asyncio.sleep(pause)
 
