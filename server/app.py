@@ -24,6 +24,7 @@ from attribid import logs, settings as settings_mod
 from attribid.metrics import Metrics
 from attribid.servicer import AttributionServicer
 from attribid.settings import Settings
+from attribid.spin import IdleSpinners
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
@@ -58,6 +59,7 @@ class AttribidServer:
         self._warm_task: asyncio.Task[None] | None = None
         self._book_task: asyncio.Task[None] | None = None
         self._stop_metrics = None
+        self._spinners: IdleSpinners | None = None
         self._log = logs.get()
 
     async def start(self) -> None:
@@ -92,6 +94,11 @@ class AttribidServer:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         core = await loop.run_in_executor(None, _build_core, self.settings, self.metrics)
+        if self.settings.spin_idle:
+            spinners = IdleSpinners()
+            await loop.run_in_executor(None, spinners.calibrate)
+            spinners.start()
+            self._spinners = spinners
         core.service.start()
         self._book_task = loop.create_task(core.book.run(), name="attribid-allocation")
         self.core = core
@@ -128,6 +135,8 @@ class AttribidServer:
             await asyncio.gather(self._book_task, return_exceptions=True)
         if self._stop_metrics is not None:
             self._stop_metrics()
+        if self._spinners is not None:
+            self._spinners.stop()
         self.core = None
         self._log.info("stopped", extra={"seconds": round(time.perf_counter() - started, 3),
                                          "cancelled": cancelled})

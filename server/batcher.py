@@ -1,16 +1,20 @@
 """Adaptive batching: concurrent calls share one inference run, off the event loop.
 
-A call never waits for company when the inference thread is idle: it runs at
-once, alone. While a batch runs, new calls queue up, and the next run takes
-them all (up to ``max_batch``). So batching adds no latency at low load and
-grows with load. ``max_wait_s`` can add a deliberate wait for fuller batches.
+A call never waits for company when the inference thread is idle: it is
+handed over at once, alone. While a batch runs, new calls queue up, and the
+next run takes them all (up to ``max_batch``). So batching adds no latency at
+low load and grows with load. ``max_wait_s`` can add a deliberate wait for
+fuller batches.
 
-With ``inline_when_idle``, a call that arrives alone (its caller knows of no
-other call in progress), when nothing runs or waits, and more than ``QUIET_S``
-after the last arrival or completion, runs on the caller's
-thread: at low load that saves two thread hand-offs (each a wake-up the OS may
-delay). Under load calls follow each other closely and take the thread path,
-so they still batch and the event loop keeps accepting calls.
+The inference thread is our own, fed through a ``SimpleQueue``, and hands a
+finished batch back with one ``call_soon_threadsafe``: an executor would add a
+concurrent future, an asyncio future and their chaining per batch, all on the
+event loop's thread, which is the server's scarcest resource.
+
+Inference never runs on the event loop's thread, even for a lone call at low
+load: measured (docs/performance.md), that saved no latency at concurrency 1
+and cost throughput from concurrency 8 up, because grpc's own threads and the
+loop then wait for onnxruntime instead of overlapping with it.
 The queue is bounded; a call whose deadline the queue cannot meet is resolved
 with ``Expired`` so the caller can answer with the fallback instead.
 """
@@ -19,16 +23,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from queue import SimpleQueue
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Sequence, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-
-#: a call this long after the last arrival or completion counts as alone (seconds)
-QUIET_S = 200e-6
 
 
 class Overloaded(Exception):
@@ -65,7 +67,6 @@ class Batcher(Generic[Item, Result]):
     def __init__(self, process: Callable[[Sequence[Item]], list[Result]], *, max_batch: int,
                  max_queue: int, max_wait_s: float = 0.0,
                  on_batch: Callable[[int, float], None] | None = None,
-                 inline_when_idle: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._process = process
         self.max_batch = max_batch
@@ -74,17 +75,18 @@ class Batcher(Generic[Item, Result]):
         self._on_batch = on_batch
         self._clock = clock
         self._queue: deque[_Pending[Item, Result]] = deque()
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="attribid-inference")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: SimpleQueue[list[_Pending[Item, Result]] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._infer, name="attribid-inference",
+                                        daemon=True)
         self._busy = False
-        self.inline_when_idle = inline_when_idle
-        self._last_event = -float("inf")
+        self._waiting: asyncio.TimerHandle | None = None
+        self._started = 0.0
         self.stats = BatchStats()
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="attribid-batcher")
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
 
     @property
     def depth(self) -> int:
@@ -95,70 +97,70 @@ class Batcher(Generic[Item, Result]):
         runs_ahead = len(self._queue) // self.max_batch + (1 if self._busy else 0)
         return (runs_ahead + 1) * self.stats.batch_seconds
 
-    def submit(self, item: Item, expires_at: float = float("inf"),
-               alone: bool = True) -> "asyncio.Future[Result]":
-        """Queue ``item``; ``alone`` says the caller knows of no other call in progress."""
-        if self._wakeup is None:
+    def submit(self, item: Item, expires_at: float = float("inf")) -> "asyncio.Future[Result]":
+        """Queue ``item``; its future resolves on the event loop's thread."""
+        loop = self._loop
+        if loop is None:
             raise RuntimeError("batcher not started")
-        now = self._clock()
-        quiet = now - self._last_event >= QUIET_S
-        self._last_event = now
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        if self.inline_when_idle and alone and quiet and not self._busy and not self._queue:
-            self._run_inline(item, future)
-            return future
         if len(self._queue) >= self.max_queue:
             raise Overloaded(f"{len(self._queue)} calls already queued")
+        future: asyncio.Future[Result] = loop.create_future()
         self._queue.append(_Pending(item, future, expires_at))
-        self._wakeup.set()
+        if not self._busy:
+            if not self.max_wait_s or len(self._queue) >= self.max_batch:
+                self._dispatch()
+            elif self._waiting is None:
+                self._waiting = loop.call_later(self.max_wait_s, self._dispatch)
         return future
 
-    def _run_inline(self, item: Item, future: "asyncio.Future[Result]") -> None:
-        started = self._clock()
-        try:
-            result = self._process([item])[0]
-        except Exception as exc:
-            future.set_exception(exc)
+    def _dispatch(self) -> None:
+        """On the loop: hand the next batch to the inference thread, if any is live."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
+        if self._busy:
             return
-        self._last_event = self._clock()
-        elapsed = self._last_event - started
-        self.stats.observe(elapsed, 1)
-        if self._on_batch is not None:
-            self._on_batch(1, elapsed)
-        future.set_result(result)
-
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            if self.max_wait_s and len(self._queue) < self.max_batch:
-                await asyncio.sleep(self.max_wait_s)
-            batch = self._take()
-            if not batch:
-                continue
+        batch = self._take()
+        if batch:
             self._busy = True
-            started = self._clock()
+            self._started = self._clock()
+            self._jobs.put(batch)
+
+    def _infer(self) -> None:
+        """The inference thread: run each batch, hand it back to the loop."""
+        loop = self._loop
+        assert loop is not None
+        while (batch := self._jobs.get()) is not None:
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._process, [p.item for p in batch])
+                results: list[Result] | BaseException = self._process([p.item for p in batch])
             except Exception as exc:  # a failed run fails its calls, not the server
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            finally:
-                self._busy = False
-            self._last_event = self._clock()
-            elapsed = self._last_event - started
+                results = exc
+            try:
+                loop.call_soon_threadsafe(self._finish, batch, results)
+            except RuntimeError:  # the loop closed under us: nobody is waiting any more
+                return
+
+    def _finish(self, batch: list[_Pending[Item, Result]],
+                results: "list[Result] | BaseException") -> None:
+        """On the loop: resolve a finished batch's futures, then start the next batch."""
+        self._busy = False
+        elapsed = self._clock() - self._started
+        if isinstance(results, BaseException):
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(results)
+        else:
             self.stats.observe(elapsed, len(batch))
             if self._on_batch is not None:
                 self._on_batch(len(batch), elapsed)
             for p, result in zip(batch, results):
                 if not p.future.done():
                     p.future.set_result(result)
+        if self._queue:
+            if not self.max_wait_s or len(self._queue) >= self.max_batch:
+                self._dispatch()
+            elif self._waiting is None and self._loop is not None:
+                self._waiting = self._loop.call_later(self.max_wait_s, self._dispatch)
 
     def _take(self) -> list[_Pending[Item, Result]]:
         """Up to max_batch live calls; calls that cannot finish in time get Expired."""
@@ -180,17 +182,17 @@ class Batcher(Generic[Item, Result]):
         deadline = self._clock() + timeout
         while (self._queue or self._busy) and self._clock() < deadline:
             await asyncio.sleep(0.005)
+        if self._waiting is not None:
+            self._waiting.cancel()
+            self._waiting = None
         cancelled = 0
         while self._queue:
             p = self._queue.popleft()
             if not p.future.done():
                 p.future.cancel()
                 cancelled += 1
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._executor.shutdown(wait=True)
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            # A batch still running past the grace period is abandoned, not waited for.
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, timeout)
         return cancelled

@@ -35,13 +35,11 @@ class ScoringService:
         self._clock = clock
         self._wallclock = wallclock
         self._margin = settings.deadline_margin_ms / 1000.0
-        self._active = 0  # calls inside score(), for the batcher's inline decision
         self.validator = RequestValidator(scorer.channels, settings.max_touchpoints,
                                           scorer.max_len, settings.future_tolerance_s)
         self.batcher: Batcher = Batcher(
             scorer.infer_batch, max_batch=settings.max_batch, max_queue=settings.max_queue,
-            max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch,
-            inline_when_idle=settings.inline_when_idle, clock=clock)
+            max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch, clock=clock)
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(size)
@@ -61,13 +59,6 @@ class ScoringService:
 
     async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
         """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
-        self._active += 1
-        try:
-            return await self._score(request, time_left)
-        finally:
-            self._active -= 1
-
-    async def _score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
         journey = self.validator.validate(request, self._wallclock())
         self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
         expires_at = float("inf")
@@ -80,7 +71,7 @@ class ScoringService:
                 scored = self.scorer.fallback(journey, "deadline")
         if scored is None:
             try:
-                future = self.batcher.submit(journey, expires_at, alone=self._active == 1)
+                future = self.batcher.submit(journey, expires_at)
             except Overloaded as exc:
                 if self.settings.shed_with == "reject":
                     raise ResourceExhausted("", f"server overloaded: {exc}") from None

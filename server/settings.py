@@ -37,8 +37,10 @@ class Settings:
     #: longest a call waits for others to join its batch, in microseconds; 0 = batch only
     #: what queued up while the previous batch ran (adds no latency at low load)
     max_wait_us: int = 0
-    #: at low load, run a lone call's inference on the event loop thread (no thread hand-off)
-    inline_when_idle: bool = False
+    #: keep this process's cores awake between calls: an idle-priority thread per core spins
+    #: whenever the core has nothing else to run (lower latency at low load on virtual
+    #: machines whose idle cores sleep; the cores read 100 % busy)
+    spin_idle: bool = False
     #: calls waiting for inference beyond which new calls are shed
     max_queue: int = 512
     #: how shed calls are answered: "fallback" (flagged heuristic) or "reject" (RESOURCE_EXHAUSTED)

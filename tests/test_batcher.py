@@ -48,7 +48,8 @@ def test_full_queue_raises_overloaded():
     async def main():
         b = Batcher(Recorder(seconds=0.05), max_batch=1, max_queue=3)
         b.start()
-        futures = [b.submit(i) for i in range(3)]
+        futures = [b.submit(i) for i in range(4)]  # one runs at once, three wait
+        assert b.depth == 3
         with pytest.raises(Overloaded):
             b.submit(99)
         await asyncio.gather(*futures)
@@ -93,19 +94,22 @@ def test_a_failing_run_fails_its_calls_and_the_batcher_goes_on():
     run(main())
 
 
-def test_inline_when_idle_runs_a_lone_call_on_the_callers_thread_and_batches_under_load():
+def test_max_wait_holds_a_lone_call_for_company_and_a_full_batch_goes_at_once():
     async def main():
-        rec = Recorder(seconds=0.01)
-        b = Batcher(rec, max_batch=8, max_queue=100, inline_when_idle=True)
+        rec = Recorder()
+        b = Batcher(rec, max_batch=4, max_queue=100, max_wait_s=0.05)
         b.start()
-        assert await b.submit(1) == 2
-        lone_thread = set(rec.thread_names)
-        results = await asyncio.gather(*(b.submit(i) for i in range(20)))
+        t0 = time.monotonic()
+        first = await asyncio.gather(*(b.submit(i) for i in range(3)))
+        waited = time.monotonic() - t0
+        t0 = time.monotonic()
+        second = await asyncio.gather(*(b.submit(i) for i in range(4)))
+        full = time.monotonic() - t0
         await b.close(1.0)
-        return rec, lone_thread, results
+        return rec, first, second, waited, full
 
-    rec, lone_thread, results = run(main())
-    assert lone_thread == {threading.current_thread().name}
-    assert results == [i * 2 for i in range(20)]
-    assert max(rec.sizes) == 8  # the burst went through the inference thread, batched
-    assert any(name.startswith("attribid-inference") for name in rec.thread_names)
+    rec, first, second, waited, full = run(main())
+    assert first == [0, 2, 4] and second == [0, 2, 4, 6]
+    assert rec.sizes == [3, 4]
+    assert waited >= 0.045  # three calls waited out max_wait together
+    assert full < 0.045     # a full batch did not wait
