@@ -1,6 +1,6 @@
 """The benchmark: attribid Score against its floors and a peer, in one run on this machine.
 
-    .venv/bin/python -m loadtest.bench            # ~8 min; writes docs/performance.md + .png
+    .venv/bin/python -m loadtest.bench            # ~10 min; writes docs/performance.md + .png
 
 Every server is pinned to ``--server-cores`` and the load generator
 (``loadtest.driver``: one process, one uvloop event loop, pre-serialized
@@ -37,6 +37,8 @@ CONCURRENCY = (1, 8, 32, 128)
 RATE_FRACTIONS = (0.25, 0.5, 0.7, 0.9, 1.0, 1.2, 2.0)
 #: per-call deadline in open loop: a bidder's budget for the whole answer
 OPEN_DEADLINE_S = 0.1
+#: flags of every attribid server of the run but one (which shows what the spinners change)
+ATTRIBID_FLAGS = ("--spin-idle",)
 
 
 def prepare(out: Path, steps: int, n: int, seed: int) -> dict[str, Any]:
@@ -178,8 +180,17 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         res["floor_b"] = closed_sweep(echo, score, args)
         guarded("h2load echo", lambda: res.update(h2load_echo=cross_check(echo, out, args)))
 
-    print("attribid, 1 worker", flush=True)
-    with attribid_server(args.server_cores, logs) as srv:
+    def floor_ab() -> None:
+        with echo_server(args.server_cores, logs, model=model) as ab:
+            res["floor_ab"] = closed_sweep(ab, score, args, (1, 8, 32))
+        with echo_server(args.server_cores, logs, model=model, spin_idle=True) as ab:
+            res["floor_ab_spin"] = closed_sweep(ab, score, args, (1, 32))
+
+    print("floor A+B: the echo server running onnxruntime (batch 1) on every call", flush=True)
+    guarded("floor A+B", floor_ab)
+
+    print(f"attribid, 1 worker ({' '.join(ATTRIBID_FLAGS)})", flush=True)
+    with attribid_server(args.server_cores, logs, extra=ATTRIBID_FLAGS) as srv:
         res["attribid"] = closed_sweep(srv, score, args)
         guarded("h2load attribid",
                 lambda: res.update(h2load_attribid=cross_check(srv, out, args)))
@@ -191,13 +202,32 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         print("Locust, headless, against the same server", flush=True)
         guarded("locust", lambda: res.update(locust=locust_run(srv, out, args)))
 
+    def no_spin() -> None:
+        with attribid_server(args.server_cores, logs) as srv:
+            res["no_spin"] = closed_sweep(srv, score, args, (1, 32))
+
+    def reject_2x() -> None:
+        sat = max(r["throughput"] for r in res["attribid"])
+        flags = (*ATTRIBID_FLAGS, "--shed-with", "reject")
+        with attribid_server(args.server_cores, logs, extra=flags) as srv:
+            res["open_reject"] = [measure(
+                srv, score, args.client_cores, rate=f * sat, duration=args.duration,
+                warmup=args.warmup, timeout=OPEN_DEADLINE_S, parse_fallback=True)
+                | {"fraction": f} for f in (0.7, 2.0)]
+
     def no_batching() -> None:
-        with attribid_server(args.server_cores, logs, extra=("--max-batch", "1")) as srv:
+        flags = (*ATTRIBID_FLAGS, "--max-batch", "1")
+        with attribid_server(args.server_cores, logs, extra=flags) as srv:
             res["no_batching"] = closed_sweep(srv, score, args, (1, 32))
 
     def workers2() -> None:
-        with attribid_server(None, logs, workers=2) as srv:
+        with attribid_server(None, logs, workers=2, extra=ATTRIBID_FLAGS) as srv:
             res["workers2"] = closed_sweep(srv, score, args, (1, 32, 128))
+
+    print("attribid, 1 worker, default flags (no idle spinners)", flush=True)
+    guarded("no spinners", no_spin)
+    print("attribid, 1 worker, --shed-with reject, open loop", flush=True)
+    guarded("reject at 2x", reject_2x)
 
     print("attribid, 1 worker, batching off (--max-batch 1)", flush=True)
     guarded("batching off", no_batching)

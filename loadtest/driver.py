@@ -82,6 +82,9 @@ class Result:
     send_lag_p99: float = float("nan")
     #: open loop: p99 latency from the moment the call was actually sent
     p99_from_send: float = float("nan")
+    #: answers from the network (not the fallback): their count and p99 from scheduled arrival
+    admitted: int = 0
+    p99_admitted: float = float("nan")
     #: cores busy during the measured window: the generator, and the watched server
     client_cpu: float = float("nan")
     server_cpu: float = float("nan")
@@ -95,6 +98,7 @@ class _Recorder:
         self.lat_ns = array("q")
         self.lag_ns = array("q")
         self.from_send_ns = array("q")
+        self.admitted_ns = array("q")
         self.sent = self.fallback = self.dropped = 0
         self.errors: dict[str, int] = {}
         self.parse_fallback = parse_fallback
@@ -113,8 +117,11 @@ class _Recorder:
         now = time.perf_counter_ns()
         self.lat_ns.append(now - t0)
         self.from_send_ns.append(now - sent_ns)
-        if self.parse_fallback and reply is not None and _is_fallback(reply):
-            self.fallback += 1
+        if self.parse_fallback and reply is not None:
+            if _is_fallback(reply):
+                self.fallback += 1
+            else:
+                self.admitted_ns.append(now - t0)
 
 
 def _is_fallback(reply: bytes) -> bool:
@@ -239,6 +246,10 @@ def _summary(mode: str, level: float, duration: float, rec: _Recorder) -> Result
         res.max, res.mean = float(lat.max()), float(lat.mean())
     if mode == "open" and rec.lag_ns:
         res.send_lag_p99 = float(np.percentile(np.frombuffer(rec.lag_ns, dtype=np.int64), 99)) / 1e6
+    if rec.admitted_ns:
+        res.admitted = len(rec.admitted_ns)
+        res.p99_admitted = float(
+            np.percentile(np.frombuffer(rec.admitted_ns, dtype=np.int64), 99)) / 1e6
     if mode == "open" and rec.from_send_ns:
         res.p99_from_send = float(
             np.percentile(np.frombuffer(rec.from_send_ns, dtype=np.int64), 99)) / 1e6

@@ -4,7 +4,13 @@ It parses each ScoreRequest and answers a ScoreResponse of the size a real one
 has (seven channels of credit and bids), echoing the request id, and does
 nothing else: whatever attribid spends above this is its own work.
 
-    python -m loadtest.echo_server --address 127.0.0.1:0
+With ``--model``, it also runs that ONNX model once per call (batch 1, on the
+event loop, on features prepared at start, exactly floor A's input): floor A+B,
+the least a Python gRPC server of this model can do per call on one core, with
+no validation, featurization, attribution, bids or batching. ``--spin-idle``
+gives it attribid's idle spinners, so their effect can be told apart.
+
+    python -m loadtest.echo_server --address 127.0.0.1:0 [--model m.onnx] [--spin-idle]
     {"event": "serving", "address": "127.0.0.1:40123"}
 """
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import Callable
 
 import grpc
 import orjson
@@ -40,11 +47,25 @@ def typical_response() -> pb.ScoreResponse:
     )
 
 
-def handler() -> grpc.GenericRpcHandler:
+def forward_pass(model: str, steps: int = 32) -> Callable[[], object]:
+    """One onnxruntime run of ``model`` at batch 1 on a ``steps``-touchpoint journey (floor A)."""
+    from attribid.models.contract import INPUT_FEATURES, INPUT_MASK
+    from loadtest.floors import session
+    from loadtest.journeys import generate, model_inputs
+
+    sess = session(model, 1)
+    feats, mask = model_inputs(generate(1, seed=0, length=steps))
+    feed = {INPUT_FEATURES: feats, INPUT_MASK: mask}
+    return lambda: sess.run(None, feed)
+
+
+def handler(work: Callable[[], object] | None = None) -> grpc.GenericRpcHandler:
     """The generic handler serving Score (and nothing else) for ``attribid.v1``."""
     canned = typical_response()
 
     async def score(request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        if work is not None:
+            work()
         reply = pb.ScoreResponse()
         reply.CopyFrom(canned)
         reply.request_id = request.request_id
@@ -57,10 +78,10 @@ def handler() -> grpc.GenericRpcHandler:
     })
 
 
-async def serve(address: str) -> None:
+async def serve(address: str, work: Callable[[], object] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; print one JSON line with the bound address."""
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((handler(),))
+    server.add_generic_rpc_handlers((handler(work),))
     host = address.rsplit(":", 1)[0]
     port = server.add_insecure_port(address)
     await server.start()
@@ -77,9 +98,24 @@ async def serve(address: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1:0", help="host:port; port 0 picks one")
+    parser.add_argument("--model", default="", help="also run this ONNX model per call")
+    parser.add_argument("--spin-idle", action="store_true", help="start attribid's idle spinners")
     args = parser.parse_args(argv)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(args.address))
+    work = forward_pass(args.model) if args.model else None
+    if work is not None:
+        for _ in range(20):
+            work()
+    spinners = None
+    if args.spin_idle:
+        from attribid.spin import IdleSpinners
+        spinners = IdleSpinners()
+        spinners.start()
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(args.address, work))
+    finally:
+        if spinners is not None:
+            spinners.stop()
     return 0
 
 

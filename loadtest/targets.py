@@ -110,12 +110,20 @@ def _events(log: Path, name: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def echo_server(cores: str | None, logdir: Path) -> Iterator[Target]:
-    """Floor B: the bare grpc.aio + uvloop server."""
+def echo_server(cores: str | None, logdir: Path, model: Path | None = None,
+                spin_idle: bool = False) -> Iterator[Target]:
+    """Floor B: the bare grpc.aio + uvloop server; with ``model``, floor A+B."""
     cmd = [sys.executable, "-m", "loadtest.echo_server", "--address", "127.0.0.1:0"]
-    with started(cmd, cores, logdir / "echo.log", cwd=str(ROOT)) as proc:
+    name = "echo"
+    if model is not None:
+        cmd += ["--model", str(model)]
+        name = "echo+onnx"
+    if spin_idle:
+        cmd.append("--spin-idle")
+        name += "+spin"
+    with started(cmd, cores, logdir / f"{name}.log", cwd=str(ROOT)) as proc:
         address = proc.wait_for_address(60.0)
-        yield Target("echo", address, SCORE_METHOD, proc)
+        yield Target(name, address, SCORE_METHOD, proc)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,9 @@ class RequestError(Exception):
     """A request the server refuses. ``status`` is a grpc.StatusCode name."""
 
     status = "INVALID_ARGUMENT"
+    #: logged one line per call; shed load is only counted, since logging each shed
+    #: call would spend the CPU that shedding is meant to save
+    logged = True
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
@@ -35,3 +38,15 @@ class ResourceExhausted(RequestError):
 
 class DeadlineExceeded(RequestError):
     status = "DEADLINE_EXCEEDED"
+
+
+class LoadShed(ResourceExhausted):
+    """Refused unread because the server cannot start it in time (``--shed-with reject``)."""
+
+    logged = False
+
+
+class TooLate(DeadlineExceeded):
+    """The caller's deadline passed before the call was read."""
+
+    logged = False

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from attribid.batcher import Batcher, Expired, Overloaded
-from attribid.errors import DeadlineExceeded, ResourceExhausted
+from attribid.errors import LoadShed, TooLate
 from attribid.metrics import Metrics
 from attribid.scoring import Bidder, Scored, Scorer
 from attribid.settings import Settings
@@ -35,6 +35,7 @@ class ScoringService:
         self._clock = clock
         self._wallclock = wallclock
         self._margin = settings.deadline_margin_ms / 1000.0
+        self._reject = settings.shed_with == "reject"
         self.validator = RequestValidator(scorer.channels, settings.max_touchpoints,
                                           scorer.max_len, settings.future_tolerance_s)
         self.batcher: Batcher = Batcher(
@@ -59,28 +60,36 @@ class ScoringService:
 
     async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
         """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
-        journey = self.validator.validate(request, self._wallclock())
-        self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
+        # Calls that cannot be served in time are turned away before any work on
+        # them: past saturation a cheap refusal is what keeps admitted calls fast.
         expires_at = float("inf")
-        scored: Scored | None = None
+        late = False
         if time_left is not None:
             if time_left <= 0:
-                raise DeadlineExceeded("", "deadline passed before scoring started")
+                raise TooLate("", "deadline passed before scoring started")
             expires_at = self._clock() + time_left - self._margin
-            if self.batcher.expected_wait() > time_left - self._margin:
-                scored = self.scorer.fallback(journey, "deadline")
+            late = self.batcher.expected_wait() > time_left - self._margin
+            if late and self._reject:
+                raise LoadShed("", "server overloaded: inference cannot start before the "
+                               "deadline")
+        journey = self.validator.validate(request, self._wallclock())
+        self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
+        scored: Scored | None = self.scorer.fallback(journey, "deadline") if late else None
         if scored is None:
             try:
                 future = self.batcher.submit(journey, expires_at)
             except Overloaded as exc:
-                if self.settings.shed_with == "reject":
-                    raise ResourceExhausted("", f"server overloaded: {exc}") from None
+                if self._reject:
+                    raise LoadShed("", f"server overloaded: {exc}") from None
                 scored = self.scorer.fallback(journey, "overloaded")
             else:
                 self.metrics.queue_depth.set(self.batcher.depth)
                 try:
                     scored = await future
                 except Expired:
+                    if self._reject:
+                        raise LoadShed("", "server overloaded: inference could not start "
+                                       "before the deadline") from None
                     scored = self.scorer.fallback(journey, "deadline")
         if scored.fallback:
             self.metrics.fallbacks.labels(scored.reason).inc()

@@ -62,13 +62,13 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         if isinstance(exc, RequestError):
             call.code = grpc.StatusCode[exc.status]
             message = str(exc)
+            if exc.logged:
+                self._log.warning("refused", extra={"method": method, "code": call.code.name,
+                                                    "detail": message})
         else:
             call.code = grpc.StatusCode.INTERNAL
             message = f"internal error: {type(exc).__name__}"
             self._log.error("internal error", exc_info=exc, extra={"method": method})
-        if call.code is not grpc.StatusCode.INTERNAL:
-            self._log.warning("refused", extra={"method": method, "code": call.code.name,
-                                                "detail": message})
         await context.abort(call.code, message)
 
     def _ready(self, call: _Call):  # -> Core
@@ -131,8 +131,9 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 scored = await core.service.score(request, None)
             except RequestError as exc:
                 call.code = grpc.StatusCode[exc.status]
-                self._log.warning("refused", extra={"method": "ScoreStream", "code": exc.status,
-                                                    "detail": str(exc)})
+                if exc.logged:
+                    self._log.warning("refused", extra={"method": "ScoreStream",
+                                                        "code": exc.status, "detail": str(exc)})
                 return pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(
                     code=call.code.value[0], message=str(exc)))
             return convert.score_response(scored, core.channels, core.model_version)

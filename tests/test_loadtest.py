@@ -196,7 +196,8 @@ def test_h2load_summary_reads_rate_status_and_latencies():
 def _point(level: float, tput: float, p50: float, p99: float, **extra: object) -> dict:
     return {"level": level, "throughput": tput, "p50": p50, "p90": p99, "p99": p99,
             "p999": p99, "errors": {}, "server_cpu": 1.0, "client_cpu": 0.5, "ok": 100,
-            "fallback": 0, "dropped": 0, "target": "t", **extra}
+            "fallback": 0, "dropped": 0, "target": "t", "duration_s": 5.0, "sent": 100,
+            **extra}
 
 
 def test_report_checks_follow_the_capability_targets(tmp_path):
@@ -214,7 +215,9 @@ def test_report_checks_follow_the_capability_targets(tmp_path):
         # at the peer's p99 (30 ms) only c=1 qualifies: 500/s < 2 x 600/s (not met)
         "attribid": [_point(1, 500, 1.9, 2.5), _point(32, 2500, 12.0, 40.0)],
         "open": [_point(1750, 1750, 3.0, 9.5, fraction=0.7),
-                 _point(5000, 2400, 40.0, 120.0, fraction=2.0, p99_from_send=101.0)],
+                 _point(5000, 2400, 40.0, 120.0, fraction=2.0, p99_from_send=101.0,
+                        admitted=50, p99_admitted=120.0)],
+        "floor_ab": [_point(1, 600, 1.6, 2.0), _point(32, 900, 30.0, 40.0)],
         "peer": [_point(1, 100, 9.0, 12.0), _point(32, 600, 50.0, 30.0)],
         "failures": ["2 workers: boom"],
     }
@@ -224,8 +227,15 @@ def test_report_checks_follow_the_capability_targets(tmp_path):
     assert report.figures(res)["peer_ratio"] == pytest.approx(2500 / 600)
     res["attribid"][0]["p50"] = 2.1
     assert report.checks(report.figures(res))[0][2] is False
+    # Admitted calls bounded under at least one shedding mode counts as bounded.
+    res["open_reject"] = [_point(5000, 2000, 40.0, 80.0, fraction=2.0, admitted=9000,
+                                 p99_admitted=80.0)]
+    fig = report.figures(res)
+    assert report.checks(fig)[3][2] is True and fig["reject2x_admitted_per_s"] == 1800.0
+    assert fig["serial_ceiling"] == pytest.approx(1 / (1 / 3200 + 1 / 4000))
     lines = report.render(res, tmp_path / "p.md", tmp_path / "p.png")
     text = (tmp_path / "p.md").read_text()
     assert text.startswith("# Performance") and "python -m loadtest.bench" in text
     assert "2 workers: boom" in text and (tmp_path / "p.png").stat().st_size > 10000
+    assert "Floor A+B" in text and "--shed-with reject" in text
     assert len(lines) == 5

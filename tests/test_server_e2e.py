@@ -180,6 +180,23 @@ def test_deadline_too_short_for_the_network_gets_the_flagged_fallback():
     assert not roomy.fallback
 
 
+def test_with_shed_with_reject_a_call_that_cannot_be_served_in_time_is_refused_unlogged():
+    with ServerProcess("--deadline-margin-ms", "500", "--shed-with", "reject") as proc:
+        wait_serving(proc.address)
+        s = stub(proc.address)
+        with pytest.raises(grpc.RpcError) as info:
+            s.Score(score_request(journey(16)), timeout=0.4)
+        roomy = s.Score(score_request(journey(16)), timeout=5.0)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{proc.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "before the deadline" in info.value.details()
+    assert not roomy.fallback
+    # Shed calls are counted, not logged one line each.
+    assert 'attribid_rpc_calls_total{code="RESOURCE_EXHAUSTED",method="Score"} 1.0' in body
+    assert not proc.events("refused")
+
+
 def test_a_hopeless_deadline_is_answered_by_fallback_or_deadline_exceeded(server):
     # grpc's timers are coarser than a microsecond, so either answer may win the race;
     # what must never happen is a network answer after the deadline or no answer at all.
