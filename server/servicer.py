@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import contextmanager
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 
@@ -19,10 +18,25 @@ STREAM_WINDOW = 256
 
 
 class _Call:
-    __slots__ = ("code",)
+    """One call's outcome, recorded when its ``with`` block ends.
 
-    def __init__(self) -> None:
+    A plain context manager, not ``contextlib.contextmanager``: that builds a
+    generator and a wrapper object per call, on the event loop's thread.
+    """
+
+    __slots__ = ("code", "_servicer", "_method", "_start")
+
+    def __init__(self, servicer: "AttributionServicer", method: str) -> None:
         self.code = grpc.StatusCode.OK
+        self._servicer = servicer
+        self._method = method
+
+    def __enter__(self) -> "_Call":
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._servicer._record(self._method, self.code, time.perf_counter() - self._start)
 
 
 class AttributionServicer(pb_grpc.AttributionServicer):
@@ -37,25 +51,21 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self._calls: dict[tuple[str, grpc.StatusCode], Any] = {}
         self._latency: dict[str, Any] = {}
 
-    @contextmanager
-    def _observe(self, method: str) -> Iterator[_Call]:
-        call = _Call()
-        start = time.perf_counter()
-        try:
-            yield call
-        finally:
-            elapsed = time.perf_counter() - start
-            key = (method, call.code)
-            counter = self._calls.get(key)
-            if counter is None:
-                counter = self._calls[key] = self._metrics.calls.labels(method, call.code.name)
-            counter.inc()
-            histogram = self._latency.get(method)
-            if histogram is None:
-                histogram = self._latency[method] = self._metrics.latency.labels(method)
-            histogram.observe(elapsed)
-            if self._log_calls and call.code is grpc.StatusCode.OK:
-                self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
+    def _observe(self, method: str) -> _Call:
+        return _Call(self, method)
+
+    def _record(self, method: str, code: grpc.StatusCode, elapsed: float) -> None:
+        key = (method, code)
+        counter = self._calls.get(key)
+        if counter is None:
+            counter = self._calls[key] = self._metrics.calls.labels(method, code.name)
+        counter.inc()
+        histogram = self._latency.get(method)
+        if histogram is None:
+            histogram = self._latency[method] = self._metrics.latency.labels(method)
+        histogram.observe(elapsed)
+        if self._log_calls and code is grpc.StatusCode.OK:
+            self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
 
     async def _fail(self, context: grpc.aio.ServicerContext, call: _Call, method: str,
                     exc: BaseException) -> None:
