@@ -265,9 +265,12 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         f"| attribid saturation / one-core ceiling 1/(1/floor A best + 1/floor B saturation) = "
         f"{fig['serial_ceiling']:.0f}/s | {fig['sat_share_serial']:.2f} |",
     ]
-    if fig.get("floor_ab_c1_p50") is not None:
-        lines.append(f"| attribid c=1 p50 / floor A+B c=1 p50 | "
-                     f"{fig['attribid_c1_p50'] / fig['floor_ab_c1_p50']:.2f} |")
+    if fig.get("floor_ab_spin_c1_p50") is not None:
+        lines.append(f"| attribid c=1 p50 / floor A+B c=1 p50, both with idle spinners | "
+                     f"{fig['attribid_c1_p50'] / fig['floor_ab_spin_c1_p50']:.2f} |")
+    if fig.get("floor_ab_c1_p50") is not None and fig.get("no_spin_c1_p50") is not None:
+        lines.append(f"| attribid c=1 p50 / floor A+B c=1 p50, both without | "
+                     f"{fig['no_spin_c1_p50'] / fig['floor_ab_c1_p50']:.2f} |")
     if fig.get("floor_ab_sat"):
         lines.append(f"| attribid saturation / floor A+B saturation (no batching) | "
                      f"{fig['attribid_sat'] / fig['floor_ab_sat']:.2f} |")
