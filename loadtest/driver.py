@@ -85,6 +85,7 @@ class Result:
     #: answers from the network (not the fallback): their count and p99 from scheduled arrival
     admitted: int = 0
     p99_admitted: float = float("nan")
+    p99_admitted_from_send: float = float("nan")
     #: cores busy during the measured window: the generator, and the watched server
     client_cpu: float = float("nan")
     server_cpu: float = float("nan")
@@ -99,6 +100,7 @@ class _Recorder:
         self.lag_ns = array("q")
         self.from_send_ns = array("q")
         self.admitted_ns = array("q")
+        self.admitted_send_ns = array("q")
         self.sent = self.fallback = self.dropped = 0
         self.errors: dict[str, int] = {}
         self.parse_fallback = parse_fallback
@@ -122,6 +124,7 @@ class _Recorder:
                 self.fallback += 1
             else:
                 self.admitted_ns.append(now - t0)
+                self.admitted_send_ns.append(now - sent_ns)
 
 
 def _is_fallback(reply: bytes) -> bool:
@@ -250,6 +253,8 @@ def _summary(mode: str, level: float, duration: float, rec: _Recorder) -> Result
         res.admitted = len(rec.admitted_ns)
         res.p99_admitted = float(
             np.percentile(np.frombuffer(rec.admitted_ns, dtype=np.int64), 99)) / 1e6
+        res.p99_admitted_from_send = float(
+            np.percentile(np.frombuffer(rec.admitted_send_ns, dtype=np.int64), 99)) / 1e6
     if mode == "open" and rec.from_send_ns:
         res.p99_from_send = float(
             np.percentile(np.frombuffer(rec.from_send_ns, dtype=np.int64), 99)) / 1e6

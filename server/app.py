@@ -69,6 +69,11 @@ class AttribidServer:
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
         ]
+        if s.max_pending:
+            # gRPC refuses calls past these in its own threads, before Python reads them:
+            # the only refusal cheap enough to keep up with twice the calls we can serve.
+            options += [("grpc.server.max_pending_requests", s.max_pending),
+                        ("grpc.server.max_pending_requests_hard_limit", 4 * s.max_pending)]
         server = grpc.aio.server(options=options)
         pb_grpc.add_AttributionServicer_to_server(
             AttributionServicer(lambda: self.core, self.metrics, s.log_calls), server)

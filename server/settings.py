@@ -43,6 +43,11 @@ class Settings:
     spin_idle: bool = False
     #: calls waiting for inference beyond which new calls are shed
     max_queue: int = 512
+    #: calls gRPC may hold before the server takes them up; past this it refuses a growing
+    #: share of new calls, and all of them past 4x (the caller sees CANCELLED): without a
+    #: bound, past saturation every call waits there until its deadline is nearly gone;
+    #: 0 = gRPC's own limits (1000 and 3000)
+    max_pending: int = 32
     #: how shed calls are answered: "fallback" (flagged heuristic) or "reject" (RESOURCE_EXHAUSTED)
     shed_with: str = "fallback"
     #: a call whose remaining deadline is below the expected inference time plus this
@@ -71,7 +76,7 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("max_wait_us", "deadline_margin_ms", "future_tolerance_s", "grace_s",
-                     "resolve_period_s"):
+                     "resolve_period_s", "max_pending"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.shed_with not in ("fallback", "reject"):

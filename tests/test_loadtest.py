@@ -216,7 +216,7 @@ def test_report_checks_follow_the_capability_targets(tmp_path):
         "attribid": [_point(1, 500, 1.9, 2.5), _point(32, 2500, 12.0, 40.0)],
         "open": [_point(1750, 1750, 3.0, 9.5, fraction=0.7),
                  _point(5000, 2400, 40.0, 120.0, fraction=2.0, p99_from_send=101.0,
-                        admitted=50, p99_admitted=120.0)],
+                        admitted=50, p99_admitted=120.0, p99_admitted_from_send=101.0)],
         "floor_ab": [_point(1, 600, 1.6, 2.0), _point(32, 900, 30.0, 40.0)],
         "peer": [_point(1, 100, 9.0, 12.0), _point(32, 600, 50.0, 30.0)],
         "failures": ["2 workers: boom"],
@@ -229,9 +229,13 @@ def test_report_checks_follow_the_capability_targets(tmp_path):
     assert report.checks(report.figures(res))[0][2] is False
     # Admitted calls bounded under at least one shedding mode counts as bounded.
     res["open_reject"] = [_point(5000, 2000, 40.0, 80.0, fraction=2.0, admitted=9000,
-                                 p99_admitted=80.0)]
+                                 p99_admitted=106.0, p99_admitted_from_send=104.0)]
     fig = report.figures(res)
     assert report.checks(fig)[3][2] is True and fig["reject2x_admitted_per_s"] == 1800.0
+    res["open_reject"][0]["p99_admitted_from_send"] = 106.0  # past the deadline's slack
+    assert report.checks(report.figures(res))[3][2] is False
+    res["open_reject"][0].update(p99_admitted_from_send=90.0, admitted=1000)  # goodput too low
+    assert report.checks(report.figures(res))[3][2] is False
     assert fig["serial_ceiling"] == pytest.approx(1 / (1 / 3200 + 1 / 4000))
     lines = report.render(res, tmp_path / "p.md", tmp_path / "p.png")
     text = (tmp_path / "p.md").read_text()
