@@ -47,7 +47,7 @@ class Settings:
     #: share of new calls, and all of them past 4x (the caller sees CANCELLED): without a
     #: bound, past saturation every call waits there until its deadline is nearly gone;
     #: 0 = gRPC's own limits (1000 and 3000)
-    max_pending: int = 32
+    max_pending: int = 16
     #: how shed calls are answered: "fallback" (flagged heuristic) or "reject" (RESOURCE_EXHAUSTED)
     shed_with: str = "fallback"
     #: a call whose remaining deadline is below the expected inference time plus this
