@@ -71,6 +71,9 @@ class Proc:
         for pid in _tree(self.popen.pid):
             with contextlib.suppress(OSError):
                 for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError):
+                        if (task / "comm").read_text().startswith(SPIN_THREAD):
+                            continue
                     seconds = _cpu_path(task / "stat")
                     if int(task.name) == pid:
                         main += seconds
@@ -128,9 +131,24 @@ def stop(popen: subprocess.Popen, grace: float = 10.0) -> None:
             popen.wait(5)
 
 
+#: attribid's idle spinners (``--spin-idle``) name their threads so: they fill idle time at
+#: idle priority, so their CPU is left out of every figure of work done
+SPIN_THREAD = "attribid-spin"
+
+
 def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU so far of ``root`` and all its descendants (from /proc)."""
-    return sum(_cpu(pid) for pid in _tree(root))
+    """User + system CPU so far of ``root`` and its descendants (from /proc), spinners left out."""
+    return sum(_cpu(pid) - _spinner_cpu(pid) for pid in _tree(root))
+
+
+def _spinner_cpu(pid: int) -> float:
+    total = 0.0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                if (task / "comm").read_text().startswith(SPIN_THREAD):
+                    total += _cpu_path(task / "stat")
+    return total
 
 
 def _tree(root: int) -> list[int]:

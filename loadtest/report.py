@@ -249,7 +249,8 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         f"measured. Closed-loop sweeps run {meta.get('rounds', 1)} time(s) per target and each "
         "concurrency keeps its round with the most throughput (every target alike, as floor A "
         "keeps its best round): this machine's speed drifts by tens of percent from minute to "
-        "minute. Open-loop points run once. CPU columns are cores busy (1.00 = one core) over the point, from /proc. "
+        "minute. Open-loop points run once. CPU columns are cores busy (1.00 = one core) over the point, from /proc, "
+        "leaving out attribid's idle spinners (they only fill idle time, at idle priority). "
         "For attribid, CPU ms per call splits the server's CPU between its main thread (the "
         "event loop: gRPC, validation, responses) and all other threads (inference, gRPC's "
         "own), divided by the calls the server counted.",

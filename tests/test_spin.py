@@ -9,8 +9,9 @@ import grpc
 import pytest
 
 from attribid.client import score_request
-from attribid.spin import CHUNK_S, IdleSpinners
+from attribid.spin import CHUNK_S, THREAD_NAME, IdleSpinners
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
+from loadtest.procs import tree_cpu_seconds
 from serverproc import ServerProcess, wait_serving
 
 
@@ -30,6 +31,8 @@ def test_spinners_run_one_per_core_at_idle_priority_without_holding_the_gil():
         time.sleep(0.05)
         for t in threads:
             assert os.sched_getscheduler(t.native_id) == os.SCHED_IDLE
+            with open(f"/proc/self/task/{t.native_id}/comm") as fh:
+                assert fh.read().strip() == THREAD_NAME
             core = int(t.name.rsplit("-", 1)[1])
             assert os.sched_getaffinity(t.native_id) == {core}
         # They spin: their CPU time grows while this thread sleeps.
@@ -82,5 +85,9 @@ def test_a_server_with_spin_idle_keeps_its_cores_busy_answers_and_exits_cleanly(
         time.sleep(0.5)
         # Idle, yet busy: the spinners ran (a server without them idles near zero).
         assert _process_cpu_seconds(proc.proc.pid) - before > 0.2
+        # ... and the benchmark's CPU figures, which leave the spinners out, see idle.
+        work0 = tree_cpu_seconds(proc.proc.pid)
+        time.sleep(0.5)
+        assert tree_cpu_seconds(proc.proc.pid) - work0 < 0.1
         proc.signal()
         assert proc.wait(30) == 0
