@@ -12,25 +12,23 @@ concurrent future, an asyncio future and their chaining per batch, all on the
 event loop's thread, which is the server's scarcest resource.
 
 Inference never runs on the event loop's thread, even for a lone call at low
-load: measured (docs/performance.md), that saved no latency at concurrency 1
-and cost throughput from concurrency 8 up, because grpc's own threads and the
-loop then wait for onnxruntime instead of overlapping with it.
+load: while onnxruntime ran there, the loop could take up no new call, so calls
+stopped overlapping and batching, and throughput from concurrency 8 up fell.
 The queue is bounded; a call whose deadline the queue cannot meet is resolved
 with ``Expired`` so the caller can answer with the fallback instead.
 """
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
-import threading
-from queue import SimpleQueue
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Callable, Generic, Sequence, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-
 
 
 class Overloaded(Exception):
@@ -107,11 +105,15 @@ class Batcher(Generic[Item, Result]):
         future: asyncio.Future[Result] = loop.create_future()
         self._queue.append(_Pending(item, future, expires_at))
         if not self._busy:
-            if not self.max_wait_s or len(self._queue) >= self.max_batch:
-                self._dispatch()
-            elif self._waiting is None:
-                self._waiting = loop.call_later(self.max_wait_s, self._dispatch)
+            self._schedule(loop)
         return future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """With the thread idle and calls queued: dispatch now, or once ``max_wait_s`` is up."""
+        if not self.max_wait_s or len(self._queue) >= self.max_batch:
+            self._dispatch()
+        elif self._waiting is None:
+            self._waiting = loop.call_later(self.max_wait_s, self._dispatch)
 
     def _dispatch(self) -> None:
         """On the loop: hand the next batch to the inference thread, if any is live."""
@@ -156,11 +158,8 @@ class Batcher(Generic[Item, Result]):
             for p, result in zip(batch, results):
                 if not p.future.done():
                     p.future.set_result(result)
-        if self._queue:
-            if not self.max_wait_s or len(self._queue) >= self.max_batch:
-                self._dispatch()
-            elif self._waiting is None and self._loop is not None:
-                self._waiting = self._loop.call_later(self.max_wait_s, self._dispatch)
+        if self._queue and self._loop is not None:
+            self._schedule(self._loop)
 
     def _take(self) -> list[_Pending[Item, Result]]:
         """Up to max_batch live calls; calls that cannot finish in time get Expired."""
