@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import AsyncIterator, Callable
 
 import grpc
 
@@ -47,23 +47,14 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
-        # Label lookups take a lock and hash the labels: resolve each child once.
-        self._calls: dict[tuple[str, grpc.StatusCode], Any] = {}
-        self._latency: dict[str, Any] = {}
 
     def _observe(self, method: str) -> _Call:
         return _Call(self, method)
 
     def _record(self, method: str, code: grpc.StatusCode, elapsed: float) -> None:
-        key = (method, code)
-        counter = self._calls.get(key)
-        if counter is None:
-            counter = self._calls[key] = self._metrics.calls.labels(method, code.name)
-        counter.inc()
-        histogram = self._latency.get(method)
-        if histogram is None:
-            histogram = self._latency[method] = self._metrics.latency.labels(method)
-        histogram.observe(elapsed)
+        # labels() caches each child itself: one dict lookup, no lock.
+        self._metrics.calls.labels(method, code.name).inc()
+        self._metrics.latency.labels(method).observe(elapsed)
         if self._log_calls and code is grpc.StatusCode.OK:
             self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
 
