@@ -137,6 +137,14 @@ def closed_sweep(target: Target, requests: Path, args: argparse.Namespace,
     return best
 
 
+def open_sweep(target: Target, requests: Path, args: argparse.Namespace, saturation: float,
+               fractions: tuple[float, ...] = RATE_FRACTIONS) -> list[dict[str, Any]]:
+    """Poisson arrivals at these fractions of ``saturation``, each call with the open deadline."""
+    return [measure(target, requests, args.client_cores, rate=f * saturation,
+                    duration=args.duration, warmup=args.warmup, timeout=OPEN_DEADLINE_S,
+                    parse_fallback=True) | {"fraction": f} for f in fractions]
+
+
 def locust_run(target: Target, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The documented Locust command, headless for a set time and rate, against ``target``."""
     prefix = out / "locust"
@@ -207,10 +215,7 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         guarded("h2load attribid",
                 lambda: res.update(h2load_attribid=cross_check(srv, out, args)))
         sat = max(r["throughput"] for r in res["attribid"])
-        guarded("open loop", lambda: res.update(open=[
-            measure(srv, score, args.client_cores, rate=f * sat, duration=args.duration,
-                    warmup=args.warmup, timeout=OPEN_DEADLINE_S, parse_fallback=True)
-            | {"fraction": f} for f in RATE_FRACTIONS]))
+        guarded("open loop", lambda: res.update(open=open_sweep(srv, score, args, sat)))
         print("Locust, headless, against the same server", flush=True)
         guarded("locust", lambda: res.update(locust=locust_run(srv, out, args)))
 
@@ -222,10 +227,7 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         sat = max(r["throughput"] for r in res["attribid"])
         flags = (*ATTRIBID_FLAGS, "--shed-with", "reject")
         with attribid_server(args.server_cores, logs, extra=flags) as srv:
-            res["open_reject"] = [measure(
-                srv, score, args.client_cores, rate=f * sat, duration=args.duration,
-                warmup=args.warmup, timeout=OPEN_DEADLINE_S, parse_fallback=True)
-                | {"fraction": f} for f in (0.7, 2.0)]
+            res["open_reject"] = open_sweep(srv, score, args, sat, (0.7, 2.0))
 
     def no_batching() -> None:
         flags = (*ATTRIBID_FLAGS, "--max-batch", "1")

@@ -49,14 +49,10 @@ def typical_response() -> pb.ScoreResponse:
 
 def forward_pass(model: str, steps: int = 32) -> Callable[[], object]:
     """One onnxruntime run of ``model`` at batch 1 on a ``steps``-touchpoint journey (floor A)."""
-    from attribid.models.contract import INPUT_FEATURES, INPUT_MASK
-    from loadtest.floors import session
-    from loadtest.journeys import generate, model_inputs
+    from loadtest.floors import feed, session
 
-    sess = session(model, 1)
-    feats, mask = model_inputs(generate(1, seed=0, length=steps))
-    feed = {INPUT_FEATURES: feats, INPUT_MASK: mask}
-    return lambda: sess.run(None, feed)
+    sess, inputs = session(model, 1), feed(1, steps)
+    return lambda: sess.run(None, inputs)
 
 
 def handler(work: Callable[[], object] | None = None) -> grpc.GenericRpcHandler:

@@ -49,6 +49,12 @@ def session(model: str, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def feed(batch: int, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The network's inputs for ``batch`` seeded journeys of ``steps`` touchpoints: floor A's."""
+    feats, mask = model_inputs(generate(batch, seed=seed, length=steps))
+    return {INPUT_FEATURES: feats, INPUT_MASK: mask}
+
+
 def _timings_ms(sess: ort.InferenceSession, feed: dict[str, np.ndarray],
                 budget_s: float) -> np.ndarray:
     times: list[int] = []
@@ -73,8 +79,7 @@ def floor_a(model: str, steps: int = 32, threads: int = 1, budget_s: float = 1.0
     sess = session(model, threads)
     feeds = {}
     for b in batches:
-        feats, mask = model_inputs(generate(b, seed=0, length=steps))
-        feeds[b] = {INPUT_FEATURES: feats, INPUT_MASK: mask}
+        feeds[b] = feed(b, steps)
         for _ in range(3):
             sess.run(None, feeds[b])
     best: dict[int, np.ndarray] = {}

@@ -25,24 +25,22 @@ from typing import Iterator
 import numpy as np
 import uvloop
 
-from attribid.models.contract import INPUT_FEATURES, INPUT_MASK
 from loadtest import driver
-from loadtest.floors import session, shipped_model
-from loadtest.journeys import generate, model_inputs, score_requests
+from loadtest.floors import feed, session, shipped_model
+from loadtest.journeys import generate, score_requests
 from loadtest.targets import attribid_server, echo_server
 
 
 def onnx_times_ms(model: str, steps: int, threads: int, n: int, seed: int) -> np.ndarray:
     """``n`` timings of one ``session.run`` on the journey the server is sent."""
-    feats, mask = model_inputs(generate(1, seed=seed, length=steps))
+    inputs = feed(1, steps, seed)
     sess = session(model, threads)
-    feed = {INPUT_FEATURES: feats, INPUT_MASK: mask}
     for _ in range(20):
-        sess.run(None, feed)
+        sess.run(None, inputs)
     out = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter_ns()
-        sess.run(None, feed)
+        sess.run(None, inputs)
         out[i] = (time.perf_counter_ns() - t0) / 1e6
     return out
 

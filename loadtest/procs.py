@@ -71,9 +71,8 @@ class Proc:
         for pid in _tree(self.popen.pid):
             with contextlib.suppress(OSError):
                 for task in Path(f"/proc/{pid}/task").iterdir():
-                    with contextlib.suppress(OSError):
-                        if (task / "comm").read_text().startswith(SPIN_THREAD):
-                            continue
+                    if _is_spinner(task):
+                        continue
                     seconds = _cpu_path(task / "stat")
                     if int(task.name) == pid:
                         main += seconds
@@ -145,10 +144,16 @@ def _spinner_cpu(pid: int) -> float:
     total = 0.0
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                if (task / "comm").read_text().startswith(SPIN_THREAD):
-                    total += _cpu_path(task / "stat")
+            if _is_spinner(task):
+                total += _cpu_path(task / "stat")
     return total
+
+
+def _is_spinner(task: Path) -> bool:
+    """``task`` (a /proc/<pid>/task/<tid> folder) is one of attribid's idle spinners."""
+    with contextlib.suppress(OSError):
+        return (task / "comm").read_text().startswith(SPIN_THREAD)
+    return False
 
 
 def _tree(root: int) -> list[int]:
