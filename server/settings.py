@@ -32,7 +32,7 @@ class Settings:
     #: largest request or response in bytes; larger gets RESOURCE_EXHAUSTED
     max_message_bytes: int = 1 << 20
     #: most journeys in one onnxruntime run (onnxruntime's throughput per journey on this
-    #: network peaks near batch 6 on a CPU and falls beyond 8: see docs/performance.md)
+    #: network stops improving beyond about batch 4 on a CPU: floor A in docs/performance.md)
     max_batch: int = 6
     #: longest a call waits for others to join its batch, in microseconds; 0 = batch only
     #: what queued up while the previous batch ran (adds no latency at low load)

@@ -2,9 +2,9 @@
 
 On a virtual machine an idle core halts, and the host may hand the physical
 core to someone else; the next call then starts on a cold core with cold
-caches. Measured here (``python -m loadtest.latency``): onnxruntime's batch-1
-run takes about a third longer when its core slept for 2 ms before it, and a
-call at concurrency 1 pays that on every call.
+caches, and at concurrency 1 every call does. docs/performance.md measures a
+server that only runs the forward pass with and without spinners, and
+attribid with and without ``--spin-idle``.
 
 Each spinner thread pins itself to one core, lowers itself to ``SCHED_IDLE``
 (the kernel runs it only when nothing else wants that core and preempts it at
