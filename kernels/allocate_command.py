@@ -17,7 +17,7 @@ import orjson
 from attribid.kernels.allocation import Infeasible
 from attribid.kernels.dp_allocation import solve_auto
 from attribid.kernels.slsqp import objective_parts, solve_slsqp
-from attribid.kernels.spec import Spec, SpecError, load
+from attribid.kernels.spec import Spec, SpecError, load, report_failure
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,12 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = load(args.spec)
         x, cert, method = solve_auto(spec.problem, grid=args.grid)
-    except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Infeasible as exc:
-        print(f"infeasible: {exc}", file=sys.stderr)
-        return 3
+    except (SpecError, Infeasible) as exc:
+        return report_failure(exc)
     doc = result(spec, x, cert, method)
     if args.check:
         xs, ok, nit = solve_slsqp(spec.problem)

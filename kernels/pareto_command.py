@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from attribid.kernels.allocation import Infeasible, solve_into
 from attribid.kernels.pareto import Front, sweep
 from attribid.kernels.response import is_concave
-from attribid.kernels.spec import Spec, SpecError, load
+from attribid.kernels.spec import Spec, SpecError, load, report_failure
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,12 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = load(args.spec)
         front = sweep(spec.problem, steps=args.steps, grid=args.grid)
-    except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Infeasible as exc:
-        print(f"infeasible: {exc}", file=sys.stderr)
-        return 3
+    except (SpecError, Infeasible) as exc:
+        return report_failure(exc)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cmd = f"attribid pareto --spec {args.spec} --steps {args.steps} --out {args.out}"
