@@ -29,7 +29,7 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest
 
 proto: $(VENV)/.dev
-	$(BIN)/python -m attribid.protogen
+	$(BIN)/python -m attribid.api.protogen
 
 model: $(VENV)/.dev
 	$(BIN)/attribid train-shipped

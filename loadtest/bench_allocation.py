@@ -23,7 +23,7 @@ from attribid.kernels.allocation import _NO_HISTORY, Problem, solve_into
 from attribid.kernels.bidding import bids_into
 from attribid.kernels.dp_allocation import solve_dp
 from attribid.kernels.response import EXPONENTIAL, HILL
-from attribid.kernels.slsqp import objective_parts, solve_slsqp
+from attribid.models.allocation.slsqp import objective_parts, solve_slsqp
 
 N = 7
 
@@ -128,7 +128,7 @@ def example() -> str:
     import io
     from contextlib import redirect_stdout
 
-    from attribid.cli import main as cli
+    from attribid.cli.main import main as cli
 
     buf = io.StringIO()
     with redirect_stdout(buf):
@@ -167,7 +167,7 @@ tolerance, and against SLSQP and a closed-form NumPy reference.
 An infeasible problem names its constraint: `budget` when the minimums exceed it, `max_cpa`
 when no spend beyond the minimums meets the ceiling.
 
-## The second opinion (`attribid.kernels.slsqp`)
+## The second opinion (`attribid.models.allocation.slsqp`)
 `scipy.optimize.minimize(method="SLSQP")` on `z = x / budget` with the objective divided by its
 value at a feasible start and analytic gradients (unscaled, SLSQP stalls on these magnitudes).
 `attribid allocate --check` prints both.

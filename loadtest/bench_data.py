@@ -19,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from attribid.kernels.loader import load_journeys, write_journeys
-from attribid.models.classic import METHODS, attribute_journeys
-from attribid.models.simulate import WORLDS, simulate
+from attribid.models.data.loader import load_journeys, write_journeys
+from attribid.models.attribution.classic import METHODS, attribute_journeys
+from attribid.models.simulation.simulate import WORLDS, simulate
 
 
 def _median_s(fn: Callable[[], object], repeats: int) -> float:

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             work()
     spinners = None
     if args.spin_idle:
-        from attribid.spin import IdleSpinners
+        from attribid.runtime.spin import IdleSpinners
         spinners = IdleSpinners()
         spinners.start()
     try:

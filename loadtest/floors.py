@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import orjson
 
-from attribid.models.contract import INPUT_FEATURES, INPUT_MASK, SHIPPED_MODEL
+from attribid.models.onnx.contract import INPUT_FEATURES, INPUT_MASK, SHIPPED_MODEL
 from loadtest.journeys import generate, model_inputs
 from loadtest.procs import pin_self
 
@@ -38,7 +38,7 @@ class BatchTiming:
 def shipped_model() -> str:
     """Path of the shipped ONNX model."""
     from importlib.resources import files
-    return str(files("attribid.models").joinpath(SHIPPED_MODEL))
+    return str(files("attribid.models.onnx").joinpath(SHIPPED_MODEL))
 
 
 def session(model: str, threads: int) -> ort.InferenceSession:

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from attribid.kernels.featurize import featurize
-from attribid.kernels.journeys import Journeys
+from attribid.models.data.journeys import Journeys
 from attribid.kernels.taxonomy import (CLICK, DEFAULT_CHANNELS, IMPRESSION,
                                        PRODUCT_CATEGORIES, UNKNOWN_CATEGORY)
 from attribid.v1 import attribution_pb2 as pb

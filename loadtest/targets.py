@@ -81,7 +81,7 @@ def attribid_server(cores: str | None, logdir: Path, workers: int = 1,
                     extra: tuple[str, ...] = ()) -> Iterator[Target]:
     """``attribid serve`` on 127.0.0.1 (a fixed free port when ``workers`` > 1)."""
     port = free_port() if workers > 1 else 0
-    cmd = [sys.executable, "-m", "attribid.cli", "serve", "--address", f"127.0.0.1:{port}",
+    cmd = [sys.executable, "-m", "attribid.cli.main", "serve", "--address", f"127.0.0.1:{port}",
            "--metrics-port", "0", "--workers", str(workers), *extra]
     tag = f"attribid-w{workers}" + "".join(extra).replace("-", "_")
     with started(cmd, cores, logdir / f"{tag}.log", cwd=str(ROOT)) as proc:

@@ -30,7 +30,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
-        cmd = [sys.executable, "-m", "attribid.cli", "serve", "--address", "127.0.0.1:0",
+        cmd = [sys.executable, "-m", "attribid.cli.main", "serve", "--address", "127.0.0.1:0",
                "--metrics-port", "0", *self.flags]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)

@@ -9,7 +9,7 @@ import pytest
 from attribid.kernels.allocation import Infeasible, Problem, solve
 from attribid.kernels.dp_allocation import solve_auto, solve_dp
 from attribid.kernels.response import EXPONENTIAL, HILL, NONE
-from attribid.kernels.slsqp import objective_parts, solve_slsqp
+from attribid.models.allocation.slsqp import objective_parts, solve_slsqp
 
 
 def exp_problem(rng: np.random.Generator, n: int, budget: float, **kw: float) -> Problem:

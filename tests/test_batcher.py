@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from attribid.batcher import Batcher, Expired, Overloaded
+from attribid.core.batcher import Batcher, Expired, Overloaded
 
 
 def run(coro):

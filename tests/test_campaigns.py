@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from attribid.campaigns import CampaignBook, CampaignSpec, ChannelSpec, OutcomeRow
-from attribid.errors import FailedPrecondition, InvalidArgument, NotFound
-from attribid.kernels.campaign_model import OTHER_SHARE, TABLE6_PRE_SHARE
+from attribid.campaigns.loop import run_allocation_loop
+from attribid.models.campaign.book import CampaignBook, CampaignSpec, ChannelSpec, OutcomeRow
+from attribid.models.errors import FailedPrecondition, InvalidArgument, NotFound
+from attribid.models.campaign.model import OTHER_SHARE, TABLE6_PRE_SHARE
 
 CHANNELS = ("search", "display", "social", "email", "affiliate", "direct", "offline")
 DAY = 86400.0
@@ -206,7 +207,7 @@ def test_background_loop_resolves_and_cancels() -> None:
     book.report("c1", "a", [OutcomeRow("search", 100.0, 3.0, 240.0, 0.0)], None)
 
     async def main() -> int:
-        task = asyncio.create_task(book.run())
+        task = asyncio.create_task(run_allocation_loop(book))
         for _ in range(100):
             await asyncio.sleep(0.01)
             if book.allocation("c1").version > 1:

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribid.cli import main
+from attribid.cli.main import main
 from attribid.kernels.classic import (
     channel_masks, markov_transitions, rule_credit, weighted_presence,
 )
-from attribid.kernels.journeys import Journeys
+from attribid.models.data.journeys import Journeys
 from attribid.kernels.shapley import subset_sums
-from attribid.models.classic import (
+from attribid.models.attribution.classic import (
     METHODS, attribute_journeys, markov_removal_effects, shapley_set_values,
 )
-from attribid.models.simulate import WORLDS, simulate
+from attribid.models.simulation.simulate import WORLDS, simulate
 
 HOUR = 3600.0
 DATA = Path(__file__).parent / "data"

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from attribid.kernels.featurize import FEATURE_SPEC_VERSION
-from attribid.models import contract
-from attribid.models.dataset import featurize_journeys
-from attribid.models.network_credit import network_credit, predict_journeys, to_model_channels
-from attribid.models.onnx_model import load_model, shipped_model_path
-from attribid.models.simulate import WORLDS, simulate
+from attribid.models.onnx import contract
+from attribid.models.network.dataset import featurize_journeys
+from attribid.models.attribution.network_credit import network_credit, predict_journeys, to_model_channels
+from attribid.models.onnx.runtime import load_model, shipped_model_path
+from attribid.models.simulation.simulate import WORLDS, simulate
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     torch = pytest.importorskip("torch")
-    from attribid.models.export import build_metadata, export_model
-    from attribid.models.network import AttributionNet
+    from attribid.models.network.export import build_metadata, export_model
+    from attribid.models.network.architecture import AttributionNet
 
     torch.manual_seed(5)
     net = AttributionNet(7).eval()
@@ -65,7 +65,7 @@ def test_exported_metadata_is_complete_and_readable(exported: tuple) -> None:
 @pytest.mark.train
 def test_export_refuses_incomplete_metadata(exported: tuple, tmp_path: Path) -> None:
     net, _, _ = exported
-    from attribid.models.export import export_model
+    from attribid.models.network.export import export_model
 
     with pytest.raises(ValueError, match="missing keys"):
         export_model(net, tmp_path, {contract.META_CHANNELS: "[]"})
@@ -144,7 +144,7 @@ def test_predict_journeys_attention_covers_real_touches() -> None:
 
 @pytest.mark.slow
 def test_evaluate_command_writes_a_report_from_its_own_run(tmp_path: Path) -> None:
-    from attribid.cli import main
+    from attribid.cli.main import main
 
     out = tmp_path / "docs"
     assert main(["evaluate", "--journeys", "600", "--worlds", "recency", "--out", str(out),
@@ -160,7 +160,7 @@ def test_evaluate_command_writes_a_report_from_its_own_run(tmp_path: Path) -> No
 
 def test_evaluate_command_rejects_unknown_world(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:
-    from attribid.cli import main
+    from attribid.cli.main import main
 
     assert main(["evaluate", "--worlds", "mars", "--out", str(tmp_path)]) == 2
     assert "mars" in capsys.readouterr().err
@@ -171,8 +171,8 @@ def test_inference_modules_never_import_torch() -> None:
     import sys
 
     code = ("import sys\n"
-            "import attribid.models.network_credit, attribid.models.evaluate, "
-            "attribid.models.evaluate_command, attribid.models.onnx_model\n"
+            "import attribid.models.attribution.network_credit, attribid.models.evaluation.evaluate, "
+            "attribid.cli.evaluate, attribid.models.onnx.runtime\n"
             "sys.exit(1 if 'torch' in sys.modules else 0)\n")
     # A fresh interpreter: this test process may already have torch loaded.
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribid.kernels.loader import DataError, load_journeys, write_journeys
+from attribid.models.data.loader import DataError, load_journeys, write_journeys
 from attribid.kernels.taxonomy import CLICK, DEVICES, IMPRESSION, UNKNOWN_CATEGORY
-from attribid.models import simulate_command
-from attribid.models.simulate import WORLDS, simulate
+from attribid.cli import simulate as simulate_command
+from attribid.models.simulation.simulate import WORLDS, simulate
 
 DATA = Path(__file__).parent / "data"
 HEADER = "journey_id,timestamp,channel,interaction,cost"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attribid.models.market import CHANNELS, MARKETS, STRATEGIES, draw_truth, run_seed
+from attribid.models.simulation.market import CHANNELS, MARKETS, STRATEGIES, draw_truth, run_seed
 
 IDX = {s: i for i, s in enumerate(STRATEGIES)}
 
@@ -52,7 +52,7 @@ def test_the_shift_hits_one_channel_halfway() -> None:
 
 
 def test_market_command_reports_every_market(tmp_path) -> None:
-    from attribid.cli import main
+    from attribid.cli.main import main
 
     assert main(["market-sim", "--seeds", "2", "--days", "12", "--learn", "2", "--ablation-seeds", "0",
                  "--out", str(tmp_path)]) == 0
@@ -64,7 +64,7 @@ def test_market_command_reports_every_market(tmp_path) -> None:
 
 
 def test_pacing_keeps_a_day_on_budget_under_varying_demand() -> None:
-    from attribid.models.market import pacing_day
+    from attribid.models.simulation.market import pacing_day
 
     on = np.array([pacing_day(s, controlled=True) for s in range(8)])
     off = np.array([pacing_day(s, controlled=False) for s in range(8)])

@@ -19,7 +19,7 @@ import prometheus_client
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from attribid.metrics import (_BATCH_BUCKETS, _LATENCY_BUCKETS, FastCounter, FastGauge,
+from attribid.runtime.metrics import (_BATCH_BUCKETS, _LATENCY_BUCKETS, FastCounter, FastGauge,
                               FastHistogram, Metrics)
 
 

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attribid.kernels.featurize import N_FEATURES  # noqa: E402
-from attribid.models.network import (  # noqa: E402
+from attribid.models.network.architecture import (  # noqa: E402
     AttributionNet, normalise_credit, parameter_count,
 )
 

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 
 from attribid.kernels.allocation import Problem
-from attribid.kernels.pareto import hypervolume, non_dominated, simplex, sweep
+from attribid.models.allocation.pareto import hypervolume, non_dominated, simplex, sweep
 from attribid.kernels.response import EXPONENTIAL, HILL
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attribid import protogen
+from attribid.api import protogen
 
-V1 = Path(protogen.__file__).parent / "v1"
+V1 = Path(protogen.__file__).parents[1] / "v1"
 
 
 def test_committed_stubs_match_a_fresh_generation(tmp_path):

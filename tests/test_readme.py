@@ -31,7 +31,7 @@ def test_score_command_prints_credit_and_bids(server):
     import sys
 
     root = README.parent
-    done = subprocess.run([sys.executable, "-m", "attribid.cli", "score", "--journey",
+    done = subprocess.run([sys.executable, "-m", "attribid.cli.main", "score", "--journey",
                            str(root / "examples" / "journey.json"), "--address", server.address,
                            "--timeout", "10"], capture_output=True, text=True, timeout=60, cwd=root)
     assert done.returncode == 0, done.stderr
@@ -47,7 +47,7 @@ def test_score_command_reports_refusals(server, tmp_path):
 
     bad = tmp_path / "bad.json"
     bad.write_text('[{"channel": "radio", "timestamp": 1764300000, "interaction": "click"}]')
-    done = subprocess.run([sys.executable, "-m", "attribid.cli", "score", "--journey", str(bad),
+    done = subprocess.run([sys.executable, "-m", "attribid.cli.main", "score", "--journey", str(bad),
                            "--address", server.address, "--timeout", "10"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from attribid import settings as s
+from attribid.runtime import settings as s
 
 
 def parse(argv, environ=None):

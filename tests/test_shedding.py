@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from attribid.app import _build_core
-from attribid.errors import LoadShed
-from attribid.metrics import Metrics
-from attribid.service import ScoringService
-from attribid.settings import Settings
+from attribid.runtime.server import _build_core
+from attribid.models.errors import LoadShed
+from attribid.runtime.metrics import Metrics
+from attribid.core.service import ScoringService
+from attribid.runtime.settings import Settings
 from attribid.v1 import attribution_pb2 as pb
 
 

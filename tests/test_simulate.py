@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attribid.kernels.shapley import oldest_to_drop, pairwise_game, set_shapley
-from attribid.models.simulate import (
+from attribid.models.simulation.simulate import (
     WORLDS, World, attribution_accuracy, journey_accuracy, simulate, subset_probability,
     true_channel_shares,
 )
@@ -206,7 +206,7 @@ def test_oldest_to_drop_matches_python_reference() -> None:
 
 
 def test_channel_sequences_follow_the_markov_chain() -> None:
-    from attribid.models.simulate import START, TRANSITIONS
+    from attribid.models.simulation.simulate import START, TRANSITIONS
     journeys, truth = simulate(WORLDS["balanced"], 40000, seed=13)
     # far below p_max, so no journey lost its oldest touches to saturation
     assert truth.p_true.max() < 0.9 * WORLDS["balanced"].p_max

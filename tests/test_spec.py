@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from attribid.cli import main
-from attribid.kernels.spec import SpecError, load, parse
+from attribid.cli.main import main
+from attribid.models.allocation.spec import SpecError, load, parse
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "allocation_spec.json"
 

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from attribid.client import score_request
-from attribid.spin import CHUNK_S, THREAD_NAME, IdleSpinners
+from attribid.runtime.spin import CHUNK_S, THREAD_NAME, IdleSpinners
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 from loadtest.procs import tree_cpu_seconds
 from serverproc import ServerProcess, wait_serving

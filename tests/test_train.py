@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribid.kernels.journeys import Journeys
-from attribid.models.distill import credit_shares, network_shapley, shapley_from_values
-from attribid.models.metrics import auc, log_loss, row_agreement
-from attribid.models.simulate import WORLDS, simulate
+from attribid.models.data.journeys import Journeys
+from attribid.models.network.distill import credit_shares, network_shapley, shapley_from_values
+from attribid.models.evaluation.metrics import auc, log_loss, row_agreement
+from attribid.models.simulation.simulate import WORLDS, simulate
 
 
 def _permutation_shapley(v: np.ndarray, k: int) -> np.ndarray:
@@ -97,7 +97,7 @@ def _toy_journeys(n: int, seed: int) -> Journeys:
 @pytest.mark.slow
 def test_tiny_training_learns_a_toy_signal_and_credits_it() -> None:
     pytest.importorskip("torch")
-    from attribid.models.train import TrainConfig, predict_batches, train_network
+    from attribid.models.network.train import TrainConfig, predict_batches, train_network
 
     journeys = _toy_journeys(600, seed=2)
     config = TrainConfig(epochs=3, distill_epochs=6, seed=3, batch_size=32, holdout=0.25,
@@ -125,7 +125,7 @@ def test_tiny_training_learns_a_toy_signal_and_credits_it() -> None:
 @pytest.mark.train
 def test_training_is_deterministic_for_a_seed() -> None:
     torch = pytest.importorskip("torch")
-    from attribid.models.train import TrainConfig, train_network
+    from attribid.models.network.train import TrainConfig, train_network
 
     journeys = _toy_journeys(160, seed=4)
     config = TrainConfig(epochs=1, distill_epochs=1, seed=5, batch_size=64,
@@ -141,7 +141,7 @@ def test_training_is_deterministic_for_a_seed() -> None:
 @pytest.mark.train
 def test_config_rejects_bad_values() -> None:
     pytest.importorskip("torch")
-    from attribid.models.train import TrainConfig
+    from attribid.models.network.train import TrainConfig
 
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
@@ -153,10 +153,10 @@ def test_config_rejects_bad_values() -> None:
 @pytest.mark.slow
 def test_train_command_on_files_writes_a_servable_model(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from attribid.cli import main
-    from attribid.kernels.loader import write_journeys
-    from attribid.models.network_credit import network_credit
-    from attribid.models.onnx_model import load_model
+    from attribid.cli.main import main
+    from attribid.models.data.loader import write_journeys
+    from attribid.models.attribution.network_credit import network_credit
+    from attribid.models.onnx.runtime import load_model
 
     journeys = _toy_journeys(300, seed=6)
     tp, cv = tmp_path / "touchpoints.csv", tmp_path / "conversions.csv"
@@ -173,7 +173,7 @@ def test_train_command_on_files_writes_a_servable_model(tmp_path: Path) -> None:
 
 
 def test_train_command_names_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from attribid.cli import main
+    from attribid.cli.main import main
 
     tp = tmp_path / "touchpoints.csv"
     tp.write_text("journey_id,timestamp,channel,interaction,cost\nj1,100,search,click,-1\n")
@@ -189,9 +189,9 @@ def test_train_command_names_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.slow
 def test_train_shipped_writes_a_model_with_truth_metrics(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from attribid.cli import main
-    from attribid.models.onnx_model import load_model
-    from attribid.models.simulate import WORLDS
+    from attribid.cli.main import main
+    from attribid.models.onnx.runtime import load_model
+    from attribid.models.simulation.simulate import WORLDS
 
     args = ["train-shipped", "--journeys", "400", "--epochs", "1", "--distill-epochs", "1",
             "--distill-journeys", "60", "--batch-size", "128", "--threads", "1"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attribid.errors import InvalidArgument
+from attribid.models.errors import InvalidArgument
 from attribid.v1 import attribution_pb2 as pb
-from attribid.validate import RequestValidator
+from attribid.core.validate import RequestValidator
 
 NOW = 1_764_300_000.0
 CHANNELS = ("search", "display", "social", "email", "affiliate", "direct", "offline")

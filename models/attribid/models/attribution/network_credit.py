@@ -1,0 +1,88 @@
+"""Batch channel credit from the attribution network (onnxruntime + NumPy only).
+
+One forward pass per journey: the model's ``channel_credit`` output already is
+the credit (see models.network). Journeys are scored at their conversion time,
+as in training.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from attribid.models.data.journeys import Journeys
+from attribid.models.network.dataset import featurize_journeys, reference_times, truncate
+from attribid.models.onnx.runtime import OnnxModel, load_model
+
+
+def network_credit(journeys: Journeys, model_path: str | None = None,
+                   batch_size: int = 512) -> np.ndarray:
+    """Channel credit float64 [J, C] (columns = ``journeys.channels``).
+
+    Rows of converting journeys sum to 1 over the channels they touched (a
+    converting journey without touchpoints has nothing to credit and stays 0);
+    other rows are 0. ``model_path`` None means the shipped model.
+
+    >>> # credit = network_credit(journeys, None); credit[journeys.converted].sum(1) ~ 1
+    """
+    model = load_model(model_path)
+    rows = np.flatnonzero(journeys.converted)
+    out = np.zeros((journeys.n_journeys, len(journeys.channels)))
+    if rows.size == 0:
+        return out
+    picked = to_model_channels(journeys.subset(rows), model)
+    _, credit, _ = predict_journeys(model, picked, batch_size)
+    # A channel of the data the model does not know never occurs here (checked above).
+    for c, name in enumerate(journeys.channels):
+        if name in model.channels:
+            out[rows, c] = credit[:, model.channels.index(name)]
+    return out
+
+
+def predict_journeys(model: OnnxModel, journeys: Journeys, batch_size: int = 512,
+                     ref_time: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Conversion [J], credit [J, C_model] and attention (one array per journey) from ONNX.
+
+    ``journeys`` must already use the model's channel codes (``to_model_channels``).
+
+    >>> # conv, credit, attention = predict_journeys(load_model(None), journeys)
+    """
+    journeys = truncate(journeys, model.max_len)
+    if ref_time is None:
+        ref_time = reference_times(journeys)
+    conv = np.zeros(journeys.n_journeys)
+    credit = np.zeros((journeys.n_journeys, len(model.channels)))
+    attention: list[np.ndarray] = [np.zeros(0)] * journeys.n_journeys
+    lengths = journeys.lengths()
+    # Similar lengths per batch keep padding, and so wasted compute, small.
+    order = np.argsort(lengths, kind="stable")
+    for lo in range(0, order.shape[0], batch_size):
+        idx = order[lo:lo + batch_size]
+        features, mask = featurize_journeys(journeys.subset(idx), model.max_len,
+                                            ref_time=ref_time[idx])
+        c, cr, att = model.run(features, mask)
+        conv[idx], credit[idx] = c, cr
+        for k, j in enumerate(idx):
+            attention[j] = att[k, :lengths[j]].astype(np.float64)
+    return conv, credit, attention
+
+
+def to_model_channels(journeys: Journeys, model: OnnxModel) -> Journeys:
+    """The same journeys with channel codes re-numbered to the model's channel list.
+
+    >>> # to_model_channels(journeys, load_model(None)).channels == load_model(None).channels
+    """
+    # Only channels that occur need to be known to the model.
+    used = np.unique(journeys.channel)
+    unknown = [journeys.channels[c] for c in used if journeys.channels[c] not in model.channels]
+    if unknown:
+        raise ValueError(f"channel: {unknown} not among the model's channels "
+                         f"{list(model.channels)} ({model.path})")
+    code = np.full(len(journeys.channels), -1, dtype=np.int32)
+    for c in used:
+        code[c] = model.channels.index(journeys.channels[c])
+    return Journeys(
+        ids=journeys.ids, offsets=journeys.offsets, channel=code[journeys.channel],
+        timestamp=journeys.timestamp, interaction=journeys.interaction, cost=journeys.cost,
+        device=journeys.device, category=journeys.category, converted=journeys.converted,
+        conversion_time=journeys.conversion_time, value=journeys.value,
+        channels=model.channels)

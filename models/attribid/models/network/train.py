@@ -1,0 +1,311 @@
+"""Train the attribution network on journeys (CPU, deterministic for a seed).
+
+Two stages, both on the same network:
+
+1. conversion: the conversion head learns P(convert | journey) from the
+   observed outcomes (binary cross-entropy);
+2. credit distillation: the exact channel Shapley values of the stage-1
+   network are computed by brute force on channel-removed copies of each
+   journey (models.distill); the channel scores then learn, jointly with the
+   conversion loss, to reproduce the positive-Shapley shares in one forward
+   pass (loss: total-variation distance of the served credit to them).
+
+The game's empty coalition is a journey with no touch, which no data shows:
+its value is estimated as a low quantile of the network's predictions on
+single touches (``organic_baseline``), and the network learns to output it for
+an empty journey, so its exact Shapley values can be recomputed from the ONNX
+file alone.
+
+>>> # net, report = train_network(journeys, TrainConfig(epochs=2, seed=7))
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from attribid.kernels.featurize import N_FEATURES
+from attribid.models.data.journeys import Journeys
+from attribid.models.network.dataset import (
+    DEFAULT_MAX_LEN, featurize_journeys, reference_times, single_touches, truncate,
+)
+from attribid.models.network.distill import (
+    credit_shares, network_shapley, shapley_from_values, subset_values,
+)
+from attribid.models.evaluation.metrics import auc, log_loss, row_agreement
+from attribid.models.network.architecture import AttributionNet, normalise_credit, parameter_count
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training setting; `attribid train` derives one flag per field."""
+
+    #: passes over the training journeys for the conversion head
+    epochs: int = 4
+    #: passes over the distillation journeys for the channel scores
+    distill_epochs: int = 3
+    #: seeds the split, the initial weights, dropout and batch order
+    seed: int = 0
+    #: journeys keep their most recent max_len touchpoints
+    max_len: int = DEFAULT_MAX_LEN
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    #: share of journeys held out for the reported metrics
+    holdout: float = 0.1
+    #: at most this many training journeys get brute-force Shapley targets
+    distill_journeys: int = 40_000
+    #: weight of the credit loss against the conversion loss in stage 2
+    credit_weight: float = 1.0
+    #: the organic (no-touch) conversion probability is estimated as this quantile of the
+    #: network's predictions on single touches; the empty journey learns that value
+    baseline_quantile: float = 0.05
+    #: torch intra-op threads (the machine is shared; 1 or 2)
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "distill_epochs", "batch_size", "max_len", "threads"):
+            if getattr(self, name) < (0 if "epochs" in name else 1):
+                raise ValueError(f"{name}: must be >= {0 if 'epochs' in name else 1}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError("holdout: must be in [0, 1)")
+        if not 0.0 < self.baseline_quantile < 1.0:
+            raise ValueError("baseline_quantile: must be in (0, 1)")
+
+
+def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
+                  ref_time: np.ndarray | None = None) -> tuple[AttributionNet, dict[str, Any]]:
+    """Train on ``journeys``; returns the network (eval mode) and a report for the metadata.
+
+    ``ref_time`` overrides the featurizer's reference times (default:
+    dataset.reference_times), e.g. with a simulator's known decision times.
+
+    >>> # net, report = train_network(journeys, TrainConfig(epochs=1)); report["metrics"]["auc"]
+    """
+    if journeys.n_journeys < 2:
+        raise ValueError("journeys: need at least 2 journeys to train")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(config.seed)
+    started = time.monotonic()
+    journeys = truncate(journeys, config.max_len)
+    ref = reference_times(journeys) if ref_time is None else np.asarray(ref_time, np.float64)
+    if ref.shape != (journeys.n_journeys,):
+        raise ValueError(f"ref_time: must have shape ({journeys.n_journeys},), got {ref.shape}")
+    order = rng.permutation(journeys.n_journeys)
+    n_hold = int(round(config.holdout * journeys.n_journeys))
+    hold, train = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+    net = AttributionNet(len(journeys.channels))
+    opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    labels = journeys.converted.astype(np.float32)
+
+    for epoch in range(config.epochs):
+        loss = _run_epoch(net, opt, journeys, ref, labels, train, None, config, rng)
+        log(f"conversion epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}")
+
+    distill_idx = _distill_sample(journeys, train, config.distill_journeys, rng)
+    baseline = organic_baseline(net, journeys.subset(distill_idx), ref[distill_idx], config)
+    log(f"organic baseline estimate: {baseline:.4f}")
+    targets = None
+    if config.distill_epochs and distill_idx.size:
+        t0 = time.monotonic()
+        targets = _teacher_targets(net, journeys, ref, distill_idx, baseline, config.max_len)
+        log(f"teacher Shapley on {distill_idx.size} journeys: {time.monotonic() - t0:.0f} s")
+    # Stage 2 passes over the distilled journeys plus as many others; class weights keep
+    # the conversion loss's base rate that of all training journeys.
+    others = np.setdiff1d(train, distill_idx)
+    stage2 = np.union1d(distill_idx, rng.permutation(others)[:distill_idx.size])
+    weights = _class_weights(labels, train, stage2)
+    for epoch in range(config.distill_epochs if targets is not None else 0):
+        # The distilled journeys add the credit loss; the empty journey learns the baseline.
+        loss = _run_epoch(net, opt, journeys, ref, labels, stage2, targets, config, rng,
+                          baseline, weights)
+        log(f"credit epoch {epoch + 1}/{config.distill_epochs}: loss {loss:.4f}")
+
+    net.eval()
+    metrics = (holdout_metrics(net, journeys.subset(hold), config.max_len, ref_time=ref[hold])
+               if hold.size else {})
+    summary = training_summary(journeys.subset(train), config, distill_idx.size)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["organic_baseline"] = round(baseline, 5)
+    summary["parameters"] = parameter_count(net)
+    log(f"held-out: {metrics}")
+    return net, {"summary": summary, "metrics": metrics,
+                 "base_rate": float(journeys.converted.mean())}
+
+
+def torch_predict(net: AttributionNet) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A NumPy-in, NumPy-out conversion predictor over ``net`` in eval mode.
+
+    >>> # p = torch_predict(net)(features, mask)  # float64 [N]
+    """
+    def predict(features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logit, _, _, _ = net.heads(torch.from_numpy(features), torch.from_numpy(mask))
+            return torch.sigmoid(logit).double().numpy()
+    return predict
+
+
+def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
+                    fidelity_journeys: int = 2000,
+                    ref_time: np.ndarray | None = None) -> dict[str, float]:
+    """AUC, log-loss, and agreement of the served credit with the network's exact Shapley shares.
+
+    >>> # holdout_metrics(net, held_out, 64)["credit_vs_network_shapley"]
+    """
+    net.eval()
+    ref = reference_times(journeys) if ref_time is None else ref_time
+    conv, credit = predict_batches(net, journeys, max_len, ref_time=ref)
+    y = journeys.converted
+    out: dict[str, float] = {"auc": auc(y, conv), "log_loss": log_loss(y, conv),
+                             "journeys": float(journeys.n_journeys)}
+    converting = np.flatnonzero(y)[:fidelity_journeys]
+    if converting.size:
+        phi, present = network_shapley(journeys.subset(converting), torch_predict(net), max_len,
+                                       ref_time=ref[converting])
+        shares, defined = credit_shares(phi, present)
+        agree = row_agreement(credit[converting], shares)[defined]
+        out["credit_vs_network_shapley"] = float(agree.mean()) if agree.size else float("nan")
+    return {k: round(v, 5) for k, v in out.items()}
+
+
+def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
+                    batch: int = 1024,
+                    ref_time: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Conversion probabilities [J] and served credit [J, C] from the PyTorch network.
+
+    >>> # conv, credit = predict_batches(net, journeys, 64)
+    """
+    ref = reference_times(journeys) if ref_time is None else ref_time
+    conv = np.empty(journeys.n_journeys)
+    credit = np.zeros((journeys.n_journeys, len(journeys.channels)))
+    with torch.no_grad():
+        for lo in range(0, journeys.n_journeys, batch):
+            idx = np.arange(lo, min(lo + batch, journeys.n_journeys))
+            f, m = featurize_journeys(journeys.subset(idx), max_len, ref_time=ref[idx])
+            p, c, _ = net(torch.from_numpy(f), torch.from_numpy(m))
+            conv[idx], credit[idx] = p.double().numpy(), c.double().numpy()
+    return conv, credit
+
+
+def training_summary(journeys: Journeys, config: TrainConfig, distilled: int) -> dict[str, Any]:
+    """What the model was trained on, for the metadata.
+
+    >>> # training_summary(train_journeys, config, 40000)["journeys"]
+    """
+    return {
+        "journeys": journeys.n_journeys,
+        "touchpoints": journeys.n_touchpoints,
+        "conversion_rate": round(float(journeys.converted.mean()), 5),
+        "mean_touchpoints": round(float(journeys.lengths().mean()), 3),
+        "distilled_journeys": int(distilled),
+        "config": asdict(config),
+    }
+
+
+def _run_epoch(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journeys,
+               ref: np.ndarray, labels: np.ndarray, index: np.ndarray,
+               targets: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
+               rng: np.random.Generator, baseline: float | None = None,
+               weights: np.ndarray | None = None) -> float:
+    net.train()
+    bce = torch.nn.BCEWithLogitsLoss()
+    empty = (torch.zeros(1, 1, N_FEATURES), torch.zeros(1, 1))
+    empty_target = torch.full((1,), float(baseline or 0.0))
+    total, count = 0.0, 0
+    for batch in _length_batches(journeys.lengths()[index], config.batch_size, rng):
+        idx = index[batch]
+        f, m = featurize_journeys(journeys.subset(idx), config.max_len, ref_time=ref[idx])
+        f_t, m_t = torch.from_numpy(f), torch.from_numpy(m)
+        logit, scores, present, _ = net.heads(f_t, m_t)
+        if weights is None:
+            loss = bce(logit, torch.from_numpy(labels[idx]))
+        else:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logit, torch.from_numpy(labels[idx]), weight=torch.from_numpy(weights[idx]))
+        if targets is not None:
+            shares, defined = targets[0][idx], targets[1][idx]
+            if defined.any():
+                credit = normalise_credit(scores, present)[torch.from_numpy(defined)]
+                tv = 0.5 * (credit - torch.from_numpy(shares[defined]).float()).abs().sum(dim=1)
+                loss = loss + config.credit_weight * tv.mean()
+        if baseline is not None:
+            loss = loss + bce(net.heads(*empty)[0], empty_target)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        total += float(loss.detach()) * idx.size
+        count += idx.size
+    return total / max(count, 1)
+
+
+def organic_baseline(net: AttributionNet, journeys: Journeys, ref: np.ndarray,
+                     config: TrainConfig, limit: int = 50_000) -> float:
+    """Estimated conversion probability of a journey with no touch at all.
+
+    No journey in the data has zero touches, so this is read off the network:
+    the ``config.baseline_quantile`` quantile of its predictions on single
+    touches (old impressions and other weak touches add almost nothing).
+
+    >>> # organic_baseline(net, journeys, ref, TrainConfig())  # e.g. 0.03
+    """
+    ones, source = single_touches(journeys)
+    pick = np.random.default_rng(config.seed).permutation(ones.n_journeys)[:limit]
+    f, m = featurize_journeys(ones.subset(pick), config.max_len, ref_time=ref[source[pick]])
+    if pick.size == 0:
+        return 0.0
+    net.eval()
+    prob = torch_predict(net)(f, m)
+    return float(np.quantile(prob, config.baseline_quantile))
+
+
+def _teacher_targets(net: AttributionNet, journeys: Journeys, ref: np.ndarray,
+                     index: np.ndarray, baseline: float,
+                     max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positive-Shapley shares [J, C] of the network as it is now at ``index`` (other rows
+    undefined), and which rows are defined; the empty set is worth ``baseline``."""
+    net.eval()
+    starts, present, values = subset_values(journeys.subset(index), torch_predict(net), max_len,
+                                            ref_time=ref[index], empty_value=baseline)
+    part, ok = credit_shares(shapley_from_values(starts, present, values), present)
+    shares = np.zeros((journeys.n_journeys, present.shape[1]))
+    defined = np.zeros(journeys.n_journeys, dtype=bool)
+    shares[index], defined[index] = part, ok
+    return shares, defined
+
+
+def _class_weights(labels: np.ndarray, population: np.ndarray,
+                   sample: np.ndarray) -> np.ndarray:
+    """Per-journey weights making ``sample``'s class balance that of ``population``."""
+    weights = np.ones(labels.shape[0], dtype=np.float32)
+    for value in (0.0, 1.0):
+        share_pop = float(np.mean(labels[population] == value))
+        share_sample = float(np.mean(labels[sample] == value)) if sample.size else 0.0
+        if share_sample > 0:
+            weights[labels == value] = share_pop / share_sample
+    return weights
+
+
+def _distill_sample(journeys: Journeys, train: np.ndarray, cap: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Up to ``cap`` training journeys for distillation, sorted: half converting (their
+    credit is what batch attribution reports), half not (served mid-journey)."""
+    converting = rng.permutation(train[journeys.converted[train]])
+    other = rng.permutation(train[~journeys.converted[train]])
+    take_conv = converting[:max(cap // 2, cap - other.size)]
+    take_other = other[:cap - take_conv.size]
+    return np.sort(np.concatenate([take_conv, take_other]))
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int,
+                    rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of positions into ``lengths`` with similar lengths, in random order."""
+    order = np.lexsort((np.asarray(rng.random(lengths.shape[0])), lengths))
+    batches = [order[i:i + batch_size] for i in range(0, order.shape[0], batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]

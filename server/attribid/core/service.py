@@ -1,0 +1,106 @@
+"""The Score core: validate -> (batch: featurize -> infer -> attribute) -> bid.
+
+Admission lives here: a call whose deadline leaves no time for the network, or
+that arrives while the queue is full, is answered by the fallback (flagged) or
+refused, never left to time out. No gRPC here: callers pass the time left.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from attribid.core.batcher import Batcher, Expired, Overloaded
+from attribid.models.errors import LoadShed, TooLate
+from attribid.runtime.metrics import Metrics
+from attribid.core.scoring import Bidder, Scored, Scorer
+from attribid.runtime.settings import Settings
+from attribid.v1 import attribution_pb2 as pb
+from attribid.core.validate import RequestValidator
+
+
+class CampaignLookup(Bidder):
+    def allocation(self, campaign_id: str) -> object: ...
+
+
+class ScoringService:
+    def __init__(self, settings: Settings, scorer: Scorer, book: CampaignLookup, metrics: Metrics,
+                 clock: Callable[[], float] = time.monotonic,
+                 wallclock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.book = book
+        self.metrics = metrics
+        self._clock = clock
+        self._wallclock = wallclock
+        self._margin = settings.deadline_margin_ms / 1000.0
+        self._reject = settings.shed_with == "reject"
+        self.validator = RequestValidator(scorer.channels, settings.max_touchpoints,
+                                          scorer.max_len, settings.future_tolerance_s)
+        self.batcher: Batcher = Batcher(
+            scorer.infer_batch, max_batch=settings.max_batch, max_queue=settings.max_queue,
+            max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch, clock=clock)
+
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.inference.observe(seconds)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def warm(self) -> None:
+        """Compile the validation kernels before the first call (the scorer warms its own)."""
+        now = self._wallclock()
+        touches = [pb.Touchpoint(channel=self.scorer.channels[i % self.scorer.n_channels],
+                                 timestamp_ms=int((now - 3600 + i) * 1000),
+                                 interaction=pb.INTERACTION_CLICK, cost=0.1) for i in range(3)]
+        journey = self.validator.validate(pb.ScoreRequest(journey=touches), now)
+        self._bid(self.scorer.fallback(journey, "warm-up"))
+
+    async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
+        """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
+        # Calls that cannot be served in time are turned away before any work on
+        # them: past saturation a cheap refusal is what keeps admitted calls fast.
+        expires_at = float("inf")
+        late = False
+        if time_left is not None:
+            if time_left <= 0:
+                raise TooLate("", "deadline passed before scoring started")
+            expires_at = self._clock() + time_left - self._margin
+            late = self.batcher.expected_wait() > time_left - self._margin
+            if late and self._reject:
+                raise LoadShed("", "server overloaded: inference cannot start before the "
+                               "deadline")
+        journey = self.validator.validate(request, self._wallclock())
+        self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
+        scored: Scored | None = self.scorer.fallback(journey, "deadline") if late else None
+        if scored is None:
+            try:
+                future = self.batcher.submit(journey, expires_at)
+            except Overloaded as exc:
+                if self._reject:
+                    raise LoadShed("", f"server overloaded: {exc}") from None
+                scored = self.scorer.fallback(journey, "overloaded")
+            else:
+                self.metrics.queue_depth.set(self.batcher.depth)
+                try:
+                    scored = await future
+                except Expired:
+                    if self._reject:
+                        raise LoadShed("", "server overloaded: inference could not start "
+                                       "before the deadline") from None
+                    scored = self.scorer.fallback(journey, "deadline")
+        if scored.fallback:
+            self.metrics.fallbacks.labels(scored.reason).inc()
+        self._bid(scored)
+        return scored
+
+    def _bid(self, scored: Scored) -> None:
+        j = scored.journey
+        bids = np.zeros(self.scorer.n_channels)
+        self.book.bids_into(j.campaign_id, scored.probability, scored.credit, bids)
+        scored.bids = bids
+        if j.impression_channel >= 0:
+            bid = float(bids[j.impression_channel])
+            scored.impression_bid = bid if bid >= j.floor_price and bid > 0 else 0.0

@@ -1,0 +1,268 @@
+"""The server: lifecycle, health, reflection, signals, and `attribid serve`.
+
+Start order: bind and answer health NOT_SERVING at once; load the model,
+compile and warm every kernel in a thread; only then report SERVING.
+Stop order: NOT_SERVING, stop accepting, drain in-flight calls within the
+grace period, flush the batcher, stop the allocation loop, release the model.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from attribid.runtime import logs, settings as settings_mod
+from attribid.campaigns.loop import run_allocation_loop
+from attribid.runtime.metrics import Metrics
+from attribid.api.servicer import AttributionServicer
+from attribid.runtime.settings import Settings
+from attribid.runtime.spin import IdleSpinners
+from attribid.v1 import attribution_pb2 as pb
+from attribid.v1 import attribution_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:  # imported lazily at run time: the server binds before loading them
+    from attribid.models.campaign.book import CampaignBook
+    from attribid.core.service import ScoringService
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
+
+
+@dataclass
+class Core:
+    """Everything a call needs once the server is warm."""
+
+    service: "ScoringService"
+    book: "CampaignBook"
+    channels: tuple[str, ...]
+    model_version: str
+
+
+class AttribidServer:
+    """``await start()`` returns once bound; ``await wait_ready()``; ``await stop()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self.metrics = Metrics.create()
+        self.core: Core | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._warm_task: asyncio.Task[None] | None = None
+        self._book_task: asyncio.Task[None] | None = None
+        self._stop_metrics = None
+        self._spinners: IdleSpinners | None = None
+        self._log = logs.get()
+
+    async def start(self) -> None:
+        s = self.settings
+        options = [
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
+            ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
+        ]
+        if s.max_pending:
+            # gRPC refuses calls past these in its own threads, before Python reads them:
+            # the only refusal cheap enough to keep up with twice the calls we can serve.
+            options += [("grpc.server.max_pending_requests", s.max_pending),
+                        ("grpc.server.max_pending_requests_hard_limit", 4 * s.max_pending)]
+        server = grpc.aio.server(options=options)
+        pb_grpc.add_AttributionServicer_to_server(
+            AttributionServicer(lambda: self.core, self.metrics, s.log_calls), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), server)
+        await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = server.add_insecure_port(s.address)
+        if self.port == 0:
+            raise OSError(f"address: could not bind {s.address}")
+        await server.start()
+        self._server = server
+        if s.metrics_port >= 0:
+            self.metrics_port, self._stop_metrics = self.metrics.serve(s.host, s.metrics_port)
+        self._log.info("listening", extra={"address": f"{s.host}:{self.port}",
+                                           "port": self.port, "metrics_port": self.metrics_port,
+                                           "pid": os.getpid()})
+        self._warm_task = asyncio.get_running_loop().create_task(self._warm(), name="attribid-warm")
+
+    async def _warm(self) -> None:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        core = await loop.run_in_executor(None, _build_core, self.settings, self.metrics)
+        if self.settings.spin_idle:
+            spinners = IdleSpinners()
+            await loop.run_in_executor(None, spinners.calibrate)
+            spinners.start()
+            self._spinners = spinners
+        core.service.start()
+        self._book_task = loop.create_task(run_allocation_loop(core.book), name="attribid-allocation")
+        self.core = core
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self._log.info("serving", extra={"model_version": core.model_version,
+                                         "channels": list(core.channels),
+                                         "warm_seconds": round(time.perf_counter() - started, 3)})
+
+    @property
+    def ready_task(self) -> "asyncio.Task[None]":
+        if self._warm_task is None:
+            raise RuntimeError("start() first")
+        return self._warm_task
+
+    async def wait_ready(self) -> None:
+        if self._warm_task is None:
+            raise RuntimeError("start() first")
+        await asyncio.shield(self._warm_task)
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.grace_s if grace is None else grace
+        started = time.perf_counter()
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._warm_task is not None and not self._warm_task.done():
+            self._warm_task.cancel()
+        cancelled = 0
+        if self.core is not None:
+            cancelled = await self.core.service.batcher.close(timeout=grace)
+        if self._book_task is not None:
+            self._book_task.cancel()
+            await asyncio.gather(self._book_task, return_exceptions=True)
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+        if self._spinners is not None:
+            self._spinners.stop()
+        self.core = None
+        self._log.info("stopped", extra={"seconds": round(time.perf_counter() - started, 3),
+                                         "cancelled": cancelled})
+
+    async def __aenter__(self) -> "AttribidServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _build_core(settings: Settings, metrics: Metrics) -> Core:
+    """Load the model, build the pipeline, warm every kernel (runs in a thread)."""
+    from attribid.models.campaign.book import CampaignBook
+    from attribid.models.onnx.served import Model, shipped_model_path
+    from attribid.core.scoring import Scorer
+    from attribid.core.service import ScoringService
+
+    model = Model(settings.model_path or shipped_model_path(), settings.intra_op_threads)
+    scorer = Scorer(model, settings.max_batch, settings.max_journey)
+    scorer.warm(time.time())
+    book = CampaignBook(model.info.channels, resolve_period_s=settings.resolve_period_s)
+    book.warm()
+    service = ScoringService(settings, scorer, book, metrics)
+    service.warm()
+    return Core(service=service, book=book, channels=model.info.channels,
+                model_version=model.info.version)
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT: the first drains within the grace period, a second forces exit."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    log = logs.get()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting now", extra={"signal": signum})
+            os._exit(1)
+        log.info("draining", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    server = AttribidServer(settings)
+    try:
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("cannot start", extra={"detail": str(exc)})
+            return 1
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait([stopping, server.ready_task], return_when=asyncio.FIRST_COMPLETED)
+        failure = None
+        if server.ready_task.done() and not server.ready_task.cancelled():
+            failure = server.ready_task.exception()
+        if failure is None:
+            await stopping
+        else:
+            stopping.cancel()
+            log.error("cannot serve", extra={"detail": f"{type(failure).__name__}: {failure}"})
+        await server.stop()
+        return 0 if failure is None else 1
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _run_one(settings: Settings) -> int:
+    import uvloop
+
+    logs.configure(settings.log_level)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(settings))
+
+
+def _worker(settings: Settings, index: int) -> None:
+    if settings.metrics_port > 0:
+        settings = settings.replace(metrics_port=settings.metrics_port + index)
+    sys.exit(_run_one(settings))
+
+
+def _run_workers(settings: Settings) -> int:
+    """Several processes on one port (SO_REUSEPORT), started before any gRPC object exists."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(settings, i), name=f"attribid-{i}")
+             for i in range(settings.workers)]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return max((p.exitcode or 0) for p in procs)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    settings_mod.add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_mod.from_sources(args)
+    except ValueError as exc:
+        print(f"attribid serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.workers > 1:
+        logs.configure(settings.log_level)
+        return _run_workers(settings)
+    return _run_one(settings)
