@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from serverproc import ServerProcess, wait_serving
+from tests.serverproc import ServerProcess, wait_serving
 
 
 @pytest.fixture(scope="session")

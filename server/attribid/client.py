@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -73,9 +73,9 @@ def touchpoint(data: Mapping[str, Any]) -> pb.Touchpoint:
     device = data.get("device", "")
     return pb.Touchpoint(
         channel=data["channel"], timestamp_ms=int(ts),
-        interaction=_INTERACTIONS[interaction] if isinstance(interaction, str) else int(interaction),
+        interaction=_INTERACTIONS[interaction] if isinstance(interaction, str) else cast(pb.Interaction, int(interaction)),
         cost=float(data.get("cost", 0.0)),
-        device=_DEVICES[device] if isinstance(device, str) else int(device),
+        device=_DEVICES[device] if isinstance(device, str) else cast(pb.Device, int(device)),
     )
 
 

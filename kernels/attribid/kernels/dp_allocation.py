@@ -76,7 +76,11 @@ def _run(p: Problem, grid: int, mu: float) -> tuple[np.ndarray, float]:
 
 
 def _cpa_gap(p: Problem, x: np.ndarray) -> float:
-    conv = sum(curve_value(int(p.conv_kind[i]), *p.conv_params[i], float(x[i])) for i in range(p.n))
+    params = p.conv_params
+    conv = 0.0
+    for i in range(p.n):
+        conv += float(curve_value(int(p.conv_kind[i]), float(params[i, 0]), float(params[i, 1]),
+                                  float(params[i, 2]), float(x[i])))
     return float(x.sum() - p.max_cpa * conv)
 
 

@@ -7,7 +7,7 @@ refused, never left to time out. No gRPC here: callers pass the time left.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -20,7 +20,9 @@ from attribid.v1 import attribution_pb2 as pb
 from attribid.core.validate import RequestValidator
 
 
-class CampaignLookup(Bidder):
+class CampaignLookup(Bidder, Protocol):
+    """What Score needs of the campaigns: bids, and NOT_FOUND for an unknown campaign."""
+
     def allocation(self, campaign_id: str) -> object: ...
 
 

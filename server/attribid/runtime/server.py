@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -59,7 +59,7 @@ class AttribidServer:
         self._health = health.aio.HealthServicer()
         self._warm_task: asyncio.Task[None] | None = None
         self._book_task: asyncio.Task[None] | None = None
-        self._stop_metrics = None
+        self._stop_metrics: Callable[[], None] | None = None
         self._spinners: IdleSpinners | None = None
         self._log = logs.get()
 

@@ -28,7 +28,7 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def subset_values(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_MAX_LEN,
                   batch_rows: int = 4096, ref_time: np.ndarray | None = None,
-                  empty_value: np.ndarray | None = None
+                  empty_value: np.ndarray | float | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model value of every channel subset of every journey.
 
@@ -111,7 +111,7 @@ def credit_shares(phi: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.
 
 def network_shapley(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_MAX_LEN,
                     ref_time: np.ndarray | None = None,
-                    empty_value: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    empty_value: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact channel Shapley values [J, C] of ``predict`` and presence [J, C], by brute force.
 
     >>> # phi, present = network_shapley(journeys, predict)

@@ -255,7 +255,7 @@ def _touches(rng: np.random.Generator, offsets: np.ndarray, channel: np.ndarray,
     interaction = np.where(rng.random(n) < CLICK_RATE[channel], CLICK, IMPRESSION).astype(np.int8)
     device = np.repeat(primary_device, np.diff(offsets)).astype(np.int8)
     switch = np.asarray(rng.random(n) < 0.15)
-    device[switch] = rng.integers(1, 4, size=int(switch.sum()), dtype=np.int8)  # type: ignore[arg-type]
+    device[switch] = rng.integers(1, 4, size=int(switch.sum()), dtype=np.int8)
     noise = rng.lognormal(0.0, 0.3, size=n)
     cost = np.where(interaction == CLICK, CPC[channel], CPM[channel] / 1000.0) * noise
     return interaction, device, np.round(cost, 4)

@@ -19,7 +19,7 @@ from attribid.models.attribution.classic import (
 from attribid.models.simulation.simulate import WORLDS, simulate
 
 HOUR = 3600.0
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _journeys(paths: list[list[int]], converted: list[bool], channels: tuple[str, ...],

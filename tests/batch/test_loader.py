@@ -14,7 +14,7 @@ from attribid.kernels.taxonomy import CLICK, DEVICES, IMPRESSION, UNKNOWN_CATEGO
 from attribid.cli import simulate as simulate_command
 from attribid.models.simulation.simulate import WORLDS, simulate
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 HEADER = "journey_id,timestamp,channel,interaction,cost"
 CONV_HEADER = "journey_id,timestamp,value"
 

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from attribid.client import AsyncClient, Client, score_request
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
-from serverproc import ServerProcess, wait_serving
+from tests.serverproc import ServerProcess, wait_serving
 
 CHANNELS = ("search", "display", "social", "email", "affiliate", "direct", "offline")
 

@@ -10,7 +10,7 @@ import pytest
 
 from attribid.client import score_request
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
-from serverproc import ServerProcess, wait_serving
+from tests.serverproc import ServerProcess, wait_serving
 
 
 def free_port() -> int:

@@ -25,9 +25,9 @@ from loadtest.echo_server import typical_response
 from loadtest.histogram import LatencyHistogram
 from loadtest.journeys import (MAX_TOUCHPOINTS, _TRANSITION, generate, model_inputs,
                                outcome_request, score_requests)
-from serverproc import ServerProcess, wait_serving
+from tests.serverproc import ServerProcess, wait_serving
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

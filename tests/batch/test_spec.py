@@ -9,7 +9,7 @@ import pytest
 from attribid.cli.main import main
 from attribid.models.allocation.spec import SpecError, load, parse
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "allocation_spec.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "allocation_spec.json"
 
 
 def doc(**channel: object) -> dict:

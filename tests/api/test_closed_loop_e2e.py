@@ -8,7 +8,7 @@ import pytest
 
 from attribid.client import Client, score_request
 from attribid.v1 import attribution_pb2 as pb
-from serverproc import ServerProcess, wait_serving
+from tests.serverproc import ServerProcess, wait_serving
 
 HOUR = 3600.0
 

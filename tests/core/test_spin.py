@@ -12,7 +12,7 @@ from attribid.client import score_request
 from attribid.runtime.spin import CHUNK_S, THREAD_NAME, IdleSpinners
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 from loadtest.procs import tree_cpu_seconds
-from serverproc import ServerProcess, wait_serving
+from tests.serverproc import ServerProcess, wait_serving
 
 
 def _cpu_seconds(tid: int) -> float:
