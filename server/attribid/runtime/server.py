@@ -1,4 +1,4 @@
-"""The server: lifecycle, health, reflection, signals, and `attribid serve`.
+"""The server: lifecycle, health, reflection, signals (`attribid serve` runs it).
 
 Start order: bind and answer health NOT_SERVING at once; load the model,
 compile and warm every kernel in a thread; only then report SERVING.
@@ -7,7 +7,6 @@ grace period, flush the batcher, stop the allocation loop, release the model.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -20,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attribid.runtime import logs, settings as settings_mod
+from attribid.runtime import logs
 from attribid.campaigns.loop import run_allocation_loop
 from attribid.runtime.metrics import Metrics
 from attribid.api.servicer import AttributionServicer
@@ -213,7 +212,8 @@ async def serve(settings: Settings) -> int:
             loop.remove_signal_handler(sig)
 
 
-def _run_one(settings: Settings) -> int:
+def run_one(settings: Settings) -> int:
+    """Serve in this process on uvloop until a signal; returns the exit code."""
     import uvloop
 
     logs.configure(settings.log_level)
@@ -224,10 +224,10 @@ def _run_one(settings: Settings) -> int:
 def _worker(settings: Settings, index: int) -> None:
     if settings.metrics_port > 0:
         settings = settings.replace(metrics_port=settings.metrics_port + index)
-    sys.exit(_run_one(settings))
+    sys.exit(run_one(settings))
 
 
-def _run_workers(settings: Settings) -> int:
+def run_workers(settings: Settings) -> int:
     """Several processes on one port (SO_REUSEPORT), started before any gRPC object exists."""
     import multiprocessing
 
@@ -251,18 +251,3 @@ def _run_workers(settings: Settings) -> int:
             signal.signal(sig, handler)
     return max((p.exitcode or 0) for p in procs)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    settings_mod.add_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_mod.from_sources(args)
-    except ValueError as exc:
-        print(f"attribid serve: {exc}", file=sys.stderr)
-        return 2
-    if settings.workers > 1:
-        logs.configure(settings.log_level)
-        return _run_workers(settings)
-    return _run_one(settings)
