@@ -250,4 +250,3 @@ def run_workers(settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return max((p.exitcode or 0) for p in procs)
-

@@ -115,6 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{doc.get(f.name, '')} (env {ENV_PREFIX}{f.name.upper()}, default {f.default!r})"
+        # argparse %-formats help: a literal % (as in "100 % busy") must be doubled
+        help_text = help_text.replace("%", "%%")
         if f.type == "bool" or isinstance(f.default, bool):
             parser.add_argument(flag, dest=f.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
