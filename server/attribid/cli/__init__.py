@@ -5,6 +5,7 @@ prints it as ``attribid COMMAND: message`` on stderr and exits with its code.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -48,3 +49,8 @@ def errors_as(code: int, *kinds: type[Exception], prefix: str = "") -> Iterator[
         yield
     except kinds as exc:
         raise CommandError(prefix + str(exc), code) from exc
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so that stdout carries only a command's result."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,23 +1,23 @@
-"""Solve a budget allocation from a JSON spec and print it as JSON.
+"""solve a budget allocation from a JSON spec
 
-``attribid allocate --spec examples/allocation_spec.json [--check]``: the allocation, its
-expected revenue, acquisitions, exposure, CPA and objective, the solver used (``kkt`` for concave
-curves, ``dp`` when a Hill slope exceeds 1) and the certificate's residuals. ``--check`` adds
-SLSQP's answer on the same problem. An infeasible spec exits 3 naming the constraint.
+``attribid allocate --spec examples/allocation_spec.json [--check]`` prints, as JSON, the
+allocation, its expected revenue, acquisitions, exposure, CPA and objective, the solver used
+(``kkt`` for concave curves, ``dp`` when a Hill slope exceeds 1) and the certificate's
+residuals. ``--check`` adds SLSQP's answer on the same problem. A bad spec exits 2 naming the
+field; an infeasible one exits 3 naming the constraint.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-import numpy as np
 import orjson
 
+from attribid.cli import BAD_INPUT, INFEASIBLE, OK, errors_as
 from attribid.kernels.allocation import Infeasible
 from attribid.kernels.dp_allocation import solve_auto
-from attribid.models.allocation.slsqp import objective_parts, solve_slsqp
-from attribid.models.allocation.spec import Spec, SpecError, load, report_failure
+from attribid.models.allocation.report import slsqp_check, solution
+from attribid.models.allocation.spec import Spec, SpecError, load
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,32 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="also solve with SciPy SLSQP")
 
 
-def result(spec: Spec, x: np.ndarray, cert: dict[str, float], method: str) -> dict[str, Any]:
-    """The printed document for one solution."""
-    p = spec.problem
-    revenue, acq, exposure = objective_parts(p, x)
-    spend = float(x.sum())
-    return {
-        "allocation": {n: float(v) for n, v in zip(spec.names, x)},
-        "revenue": revenue, "acquisitions": acq, "exposure": exposure,
-        "cpa": spend / acq if acq > 0 else None,
-        "objective": p.w_revenue * revenue + p.w_acquisitions * acq + p.w_exposure * exposure,
-        "method": method,
-        "certificate": {k: float(v) for k, v in cert.items()},
-    }
+def load_spec(path: str) -> Spec:
+    """The spec at ``path``; a missing file or a bad field is bad input (exit 2)."""
+    with errors_as(BAD_INPUT, SpecError, OSError):
+        return load(path)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        spec = load(args.spec)
+    spec = load_spec(args.spec)
+    with errors_as(INFEASIBLE, Infeasible, prefix="infeasible: "):
         x, cert, method = solve_auto(spec.problem, grid=args.grid)
-    except (SpecError, Infeasible) as exc:
-        return report_failure(exc)
-    doc = result(spec, x, cert, method)
+    doc = solution(spec, x, cert, method)
     if args.check:
-        xs, ok, nit = solve_slsqp(spec.problem)
-        check = result(spec, xs, {}, "slsqp")
-        doc["slsqp"] = {"allocation": check["allocation"], "objective": check["objective"],
-                        "success": ok, "iterations": nit}
+        doc["slsqp"] = slsqp_check(spec)
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
+    return OK

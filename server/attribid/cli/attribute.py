@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
-import os
 import sys
 
-import numpy as np
 import orjson
 
-from attribid.models.data.journeys import Journeys
+from attribid.cli import BAD_INPUT, OK, CommandError, errors_as
+from attribid.models.attribution.channels import ALL_METHODS, channel_credit
 from attribid.models.data.loader import DataError, load_journeys
-from attribid.models.attribution.classic import METHODS, attribute_journeys
-
-ALL_METHODS = (*METHODS, "network")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,69 +34,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output format")
 
 
-def _network_credit(journeys: Journeys, model: str | None) -> np.ndarray:
-    # imported here: the network (onnxruntime) is only loaded when asked for
-    try:
-        module = importlib.import_module("attribid.models.attribution.network_credit")
-    except ModuleNotFoundError as exc:
-        if exc.name != "attribid.models.attribution.network_credit":
-            raise
-        raise RuntimeError("method 'network' is unavailable: attribid.models.attribution.network_credit "
-                           "is not installed") from None
-    if model is not None and os.path.isdir(model):
-        model = os.path.join(model, "attribid.onnx")
-    return np.asarray(module.network_credit(journeys, model), dtype=np.float64)
+def options(args: argparse.Namespace) -> dict[str, float | int]:
+    """The method's options from the flags; a flag that does not apply to the method is refused.
 
-
-def _options(args: argparse.Namespace) -> dict[str, float | int]:
-    options: dict[str, float | int] = {}
+    >>> options(argparse.Namespace(method="markov", order=2, half_life=None, model=None))
+    {'order': 2}
+    """
+    chosen: dict[str, float | int] = {}
     if args.half_life is not None:
         if args.method != "time-decay":
-            raise ValueError("--half-life applies to --method time-decay only")
+            raise CommandError("--half-life applies to --method time-decay only")
         if not args.half_life > 0:
-            raise ValueError(f"--half-life must be > 0, got {args.half_life}")
-        options["half_life_hours"] = args.half_life
+            raise CommandError(f"--half-life must be > 0, got {args.half_life}")
+        chosen["half_life_hours"] = args.half_life
     if args.order is not None:
         if args.method != "markov":
-            raise ValueError("--order applies to --method markov only")
+            raise CommandError("--order applies to --method markov only")
         if args.order < 1:
-            raise ValueError(f"--order must be >= 1, got {args.order}")
-        options["order"] = args.order
+            raise CommandError(f"--order must be >= 1, got {args.order}")
+        chosen["order"] = args.order
     if args.model is not None and args.method != "network":
-        raise ValueError("--model applies to --method network only")
-    return options
-
-
-def channel_credit(journeys: Journeys, method: str, model: str | None = None,
-                   **options: float | int) -> dict[str, float]:
-    """Conversions credited to each channel by ``method`` (network included).
-
-    >>> from attribid.models.simulation.simulate import simulate, WORLDS
-    >>> j, _ = simulate(WORLDS["balanced"], 300, seed=1)
-    >>> round(sum(channel_credit(j, "linear").values())) == int(j.converted.sum())
-    True
-    """
-    if method == "network":
-        credit = _network_credit(journeys, model)
-    else:
-        credit = attribute_journeys(journeys, method, **options)
-    expected = (journeys.n_journeys, len(journeys.channels))
-    if credit.shape != expected:
-        raise RuntimeError(f"method {method!r} returned shape {credit.shape}, "
-                           f"expected {expected}")
-    totals = credit[journeys.converted].sum(axis=0)
-    return dict(zip(journeys.channels, totals.tolist()))
+        raise CommandError("--model applies to --method network only")
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load, attribute, print; returns the exit code (2 for bad input)."""
-    try:
-        options = _options(args)
+    """Load, attribute, print; returns the exit code (bad input raises CommandError)."""
+    chosen = options(args)
+    with errors_as(BAD_INPUT, DataError, OSError):
         journeys = load_journeys(args.touchpoints, args.conversions)
-        totals = channel_credit(journeys, args.method, args.model, **options)
-    except (DataError, ValueError, RuntimeError) as exc:
-        print(f"attribid attribute: {exc}", file=sys.stderr)
-        return 2
+    # the network refuses a model file it cannot use, or journeys with channels it does not know
+    with errors_as(BAD_INPUT, ValueError, OSError):
+        totals = channel_credit(journeys, args.method, args.model, **chosen)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(totals).decode() + "\n")
     else:
@@ -109,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
         writer.writerow(("channel", "credit"))
         writer.writerows(totals.items())
     sys.stdout.flush()
-    return 0
+    return OK

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
-import time
 from pathlib import Path
 
-from attribid.models.evaluation.evaluate import WorldResult, evaluate_world, serving_latency
-from attribid.models.evaluation.report import write_report
+from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
+from attribid.models.evaluation.suite import run_evaluation, world_model
 from attribid.models.onnx.runtime import load_model
-from attribid.models.simulation.simulate import WORLDS, simulate
+from attribid.models.simulation.simulate import WORLDS
 
-SHIPPED = "network"
-PER_WORLD = "network (this world)"
+#: flags whose defaults are left out of the regenerating command line the report quotes
+DEFAULTS = {"worlds": ",".join(WORLDS), "latency_repeats": 200, "fidelity_journeys": 1500}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,62 +29,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="network to score (default: shipped)")
     parser.add_argument("--world-models", default=None,
                         help="directory with <world>/attribid.onnx trained per world")
-    parser.add_argument("--worlds", default=",".join(WORLDS),
+    parser.add_argument("--worlds", default=DEFAULTS["worlds"],
                         help="comma-separated worlds (default: all)")
-    parser.add_argument("--latency-repeats", type=int, default=200,
+    parser.add_argument("--latency-repeats", type=int, default=DEFAULTS["latency_repeats"],
                         help="calls timed for the serving latency figures")
-    parser.add_argument("--fidelity-journeys", type=int, default=1500,
+    parser.add_argument("--fidelity-journeys", type=int, default=DEFAULTS["fidelity_journeys"],
                         help="converting journeys per world checked against exact network Shapley")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate and write the report; returns the exit code.
-
-    >>> # run(parser.parse_args(["--journeys", "2000", "--out", "/tmp/eval"]))
-    """
+    """Check the inputs, evaluate, write the report; returns the exit code."""
     worlds = [w.strip() for w in args.worlds.split(",") if w.strip()]
     unknown = [w for w in worlds if w not in WORLDS]
-    if unknown or args.journeys < 100:
-        print(f"attribid evaluate: --worlds: unknown {unknown}" if unknown else
-              "attribid evaluate: --journeys must be >= 100", file=sys.stderr)
-        return 2
-    started = time.monotonic()
-    results: list[WorldResult] = []
-    for name in worlds:
-        networks: dict[str, str | None] = {SHIPPED: args.model}
-        if args.world_models:
-            path = Path(args.world_models) / name / "attribid.onnx"
-            if not path.is_file():
-                print(f"attribid evaluate: --world-models: no {path}", file=sys.stderr)
-                return 2
-            networks[PER_WORLD] = str(path)
-        t0 = time.monotonic()
-        results.append(evaluate_world(WORLDS[name], args.journeys, args.seed, networks,
-                                      args.fidelity_journeys))
-        print(f"{name}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
-    model = load_model(args.model)
-    journeys, truth = simulate(WORLDS[worlds[0]], min(args.journeys, 5000), args.seed + 1)
-    repeats = max(args.latency_repeats, 5)
-    latency = {"batch 1 (ms per call)": serving_latency(model, journeys, truth, 1, repeats),
-               "batch 64 (ms per call)": serving_latency(model, journeys, truth, 64, repeats)}
-    latency["batch 64 (ms per journey)"] = latency["batch 64 (ms per call)"] / 64
-    command = "attribid evaluate " + " ".join(shlex.quote(a) for a in _argv(args))
-    write_report(Path(args.out), command, results, model, latency, journeys, truth,
-                 seconds=time.monotonic() - started, world_models=args.world_models)
-    print(f"wrote {Path(args.out) / 'evaluation.md'}", file=sys.stderr)
-    return 0
+    if unknown or not worlds:
+        raise CommandError(f"--worlds: unknown {unknown} (choose from {', '.join(WORLDS)})")
+    if args.journeys < 100:
+        raise CommandError(f"--journeys: must be >= 100, got {args.journeys}")
+    # every model is checked before the minutes of work start
+    for name in worlds if args.world_models else []:
+        if not world_model(args.world_models, name).is_file():
+            raise CommandError(f"--world-models: no {world_model(args.world_models, name)}")
+    with errors_as(BAD_INPUT, ValueError, OSError):
+        load_model(args.model)
+    command = "attribid evaluate " + " ".join(shlex.quote(a) for a in command_line(args))
+    path = run_evaluation(Path(args.out), command, worlds, args.journeys, args.seed, args.model,
+                          args.world_models, args.fidelity_journeys, args.latency_repeats,
+                          log=progress)
+    progress(f"wrote {path}")
+    return OK
 
 
-def _argv(args: argparse.Namespace) -> list[str]:
+def command_line(args: argparse.Namespace) -> list[str]:
+    """The flags that regenerate this run, defaults left out.
+
+    >>> command_line(argparse.Namespace(journeys=600, seed=1, out="d", model=None,
+    ...     world_models=None, worlds="recency", latency_repeats=200, fidelity_journeys=1500))
+    ['--journeys', '600', '--seed', '1', '--out', 'd', '--worlds', 'recency']
+    """
     out = ["--journeys", str(args.journeys), "--seed", str(args.seed), "--out", str(args.out)]
     if args.model:
         out += ["--model", str(args.model)]
     if args.world_models:
         out += ["--world-models", str(args.world_models)]
-    if args.worlds != ",".join(WORLDS):
-        out += ["--worlds", args.worlds]
-    if args.latency_repeats != 200:
-        out += ["--latency-repeats", str(args.latency_repeats)]
-    if args.fidelity_journeys != 1500:
-        out += ["--fidelity-journeys", str(args.fidelity_journeys)]
+    for name, default in DEFAULTS.items():
+        if getattr(args, name) != default:
+            out += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     return out

@@ -1,5 +1,6 @@
-"""`attribid score`: one Score call from a JSON journey file, printed as JSON.
+"""send one Score call to a running server and print the response
 
+``attribid score --journey FILE`` reads a JSON journey file and prints the reply as JSON.
 The file holds either a list of touchpoints or an object with ``journey`` and
 optional ``impression``, ``campaign_id``, ``product_category`` (see
 examples/journey.json). Touchpoint timestamps are epoch seconds or ISO-8601;
@@ -11,12 +12,15 @@ import argparse
 import dataclasses
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import grpc
 import orjson
 
-from attribid.client import Client, _epoch_ms
+from attribid.cli import BAD_INPUT, FAILED, OK, CommandError, errors_as
+from attribid.client import Client, ScoreResult, score_request
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,23 +32,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--age", type=float, default=600.0, help="with --now: age of the last touch (s)")
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        data = orjson.loads(args.journey.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        print(f"attribid score: {args.journey}: {exc}", file=sys.stderr)
-        return 2
+def epoch_seconds(value: Any) -> float:
+    """A journey file's timestamp (epoch seconds or ISO-8601, UTC unless it says) in seconds.
+
+    >>> epoch_seconds("1970-01-01T00:01:00Z"), epoch_seconds(60)
+    (60.0, 60.0)
+    """
+    if isinstance(value, str):
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return float(value)
+
+
+def read_request(path: Path, now: bool, age: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The journey and the other Score arguments in ``path``, shifted to end ``age`` s ago
+    when ``now``."""
+    with errors_as(BAD_INPUT, OSError, orjson.JSONDecodeError, prefix=f"{path}: "):
+        data = orjson.loads(path.read_bytes())
     body = {"journey": data} if isinstance(data, list) else dict(data)
     journey = [dict(t) for t in body.pop("journey", [])]
-    if args.now and journey:
-        shift = time.time() - args.age - _epoch_ms(journey[-1]["timestamp"]) / 1000.0
-        for t in journey:
-            t["timestamp"] = _epoch_ms(t["timestamp"]) / 1000.0 + shift
+    if now and journey:
+        with errors_as(BAD_INPUT, KeyError, ValueError, TypeError, prefix=f"{path}: timestamp: "):
+            stamps = [epoch_seconds(t["timestamp"]) for t in journey]
+        shift = time.time() - age - stamps[-1]
+        for t, stamp in zip(journey, stamps):
+            t["timestamp"] = stamp + shift
+    return journey, body
+
+
+def run(args: argparse.Namespace) -> int:
+    journey, body = read_request(args.journey, args.now, args.age)
+    try:
+        request = score_request(journey, **body)
+    except KeyError as exc:
+        raise CommandError(f"{args.journey}: a touchpoint lacks {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CommandError(f"{args.journey}: {exc}") from None
     with Client(args.address, timeout=args.timeout) as client:
         try:
-            result = client.score(journey, **body)
+            reply = client.score_message(request)
         except grpc.RpcError as exc:
-            print(f"attribid score: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
-    sys.stdout.write(orjson.dumps(dataclasses.asdict(result), option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
+            # the server's refusal already names the field; the address names the server
+            raise CommandError(f"{args.address}: {exc.code().name}: {exc.details()}", FAILED) from None
+    result = dataclasses.asdict(ScoreResult.from_message(reply))
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return OK

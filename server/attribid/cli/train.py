@@ -1,33 +1,21 @@
 """train the attribution network on journeys and export it to ONNX
 
 ``attribid train --touchpoints F --conversions F --out DIR [--epochs N --seed S --max-len 64]``
-reads the journey files (kernels.loader format), trains on CPU and writes
-``DIR/attribid.onnx`` and ``DIR/attribid.json``. The same seed and data give
-the same model.
+reads the journey files (attribid.models.data.loader's format), trains on CPU and
+writes ``DIR/attribid.onnx`` and ``DIR/attribid.json``. The same seed and data give
+the same model. Every field of attribid.models.network.config.TrainConfig is a flag.
+Training needs the train extra (PyTorch and onnx).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import importlib.util
 import time
 
+from attribid.cli import BAD_INPUT, FAILED, OK, CommandError, errors_as, progress
 from attribid.models.data.loader import DataError, load_journeys
-from attribid.models.network.dataset import DEFAULT_MAX_LEN
-from attribid.models.network.train import TrainConfig
-
-_HELP = {
-    "epochs": "passes over the journeys for the conversion head",
-    "distill_epochs": "passes with the credit-distillation loss",
-    "seed": "random seed (split, weights, dropout, batch order)",
-    "max_len": "journeys keep their most recent N touchpoints",
-    "batch_size": "journeys per optimisation step",
-    "learning_rate": "Adam step size",
-    "holdout": "share of journeys held out for the reported metrics",
-    "distill_journeys": "at most this many journeys get exact Shapley targets",
-    "credit_weight": "weight of the credit loss against the conversion loss",
-    "threads": "PyTorch CPU threads",
-}
+from attribid.models.network.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,55 +27,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, defaults taken from the dataclass.
+    """One flag per TrainConfig field: its default and its ``metadata["help"]``.
 
     >>> p = argparse.ArgumentParser(); add_config_arguments(p)
-    >>> p.parse_args(["--epochs", "2"]).epochs
-    2
+    >>> p.parse_args(["--epochs", "2"]).epochs, p.parse_args([]).learning_rate
+    (2, 0.002)
     """
     for f in dataclasses.fields(TrainConfig):
+        # argparse %-formats help; the default is filled in by argparse itself
+        text = f.metadata["help"].replace("%", "%%")
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default),
-                            default=f.default,
-                            help=f"{_HELP.get(f.name, f.name)} (default %(default)s)")
+                            default=f.default, help=f"{text} (default %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig named by parsed flags.
+    """The TrainConfig named by parsed flags; a bad value is reported by its flag.
 
-    >>> config_from_args(argparse.Namespace(**{f.name: f.default for f in
-    ...     dataclasses.fields(TrainConfig)})).max_len == DEFAULT_MAX_LEN
+    >>> defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    >>> config_from_args(argparse.Namespace(**defaults)) == TrainConfig()
     True
+    >>> config_from_args(argparse.Namespace(**{**defaults, "batch_size": 0}))
+    Traceback (most recent call last):
+    attribid.cli.CommandError: --batch-size: must be >= 1
     """
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:
+        name, sep, rest = str(exc).partition(":")
+        flag = "--" + name.replace("_", "-") if sep and name in values else name
+        raise CommandError(f"{flag}{sep}{rest}") from None
+
+
+def require_train_extra() -> None:
+    """Fail (exit 1) before any work when PyTorch or onnx is not installed."""
+    missing = [name for name in ("torch", "onnx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CommandError(f"needs {' and '.join(missing)}: pip install 'attribid[train]'", FAILED)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load, train, export; returns the exit code (2 on bad input).
-
-    >>> # run(parser.parse_args(["--touchpoints", "t.csv", "--conversions", "c.csv", "--out", "m"]))
-    """
-    try:
-        config = config_from_args(args)
+    """Load, train, export; returns the exit code (bad input raises CommandError)."""
+    config = config_from_args(args)
+    with errors_as(BAD_INPUT, DataError, OSError):
         journeys = load_journeys(args.touchpoints, args.conversions)
-    except (DataError, ValueError, OSError) as exc:
-        print(f"attribid train: {exc}", file=sys.stderr)
-        return 2
+    require_train_extra()
+    # imported here: PyTorch is needed only once the inputs are known to be good
     from attribid.models.network.export import build_metadata, export_model
     from attribid.models.network.train import train_network
 
     started = time.monotonic()
-    try:
-        net, report = train_network(journeys, config, log=_log)
-    except ValueError as exc:
-        print(f"attribid train: {exc}", file=sys.stderr)
-        return 2
+    with errors_as(BAD_INPUT, ValueError):
+        net, report = train_network(journeys, config, log=progress)
     version = args.model_version or f"attribid-net-1+seed{config.seed}"
     metadata = build_metadata(journeys.channels, config.max_len, version, report["summary"],
                               report["metrics"], report["base_rate"])
     path = export_model(net, args.out, metadata)
-    _log(f"wrote {path} in {time.monotonic() - started:.0f} s")
-    return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    progress(f"wrote {path} in {time.monotonic() - started:.0f} s")
+    return OK

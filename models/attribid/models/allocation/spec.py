@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from attribid.kernels.allocation import Infeasible, Problem
+from attribid.kernels.allocation import Problem
 from attribid.kernels.response import EXPONENTIAL, HILL, KINDS, NONE
 
 
@@ -123,15 +122,6 @@ def parse(doc: Any) -> Spec:
         np.array([r[5] for r in rows], dtype=np.int64), np.array([r[6] for r in rows]),
         w[0], w[1], w[2], max_cpa)
     return Spec(tuple(names), problem)
-
-
-def report_failure(exc: SpecError | Infeasible) -> int:
-    """Print why a command given a spec failed; its exit code: 2 bad spec, 3 infeasible."""
-    if isinstance(exc, SpecError):
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"infeasible: {exc}", file=sys.stderr)
-    return 3
 
 
 def load(path: str | Path) -> Spec:

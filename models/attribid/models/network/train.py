@@ -21,7 +21,7 @@ file alone.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np
@@ -30,51 +30,16 @@ import torch
 from attribid.kernels.featurize import N_FEATURES
 from attribid.models.data.journeys import Journeys
 from attribid.models.network.dataset import (
-    DEFAULT_MAX_LEN, featurize_journeys, reference_times, single_touches, truncate,
+    featurize_journeys, reference_times, single_touches, truncate,
 )
 from attribid.models.network.distill import (
     credit_shares, network_shapley, shapley_from_values, subset_values,
 )
 from attribid.models.evaluation.metrics import auc, log_loss, row_agreement
 from attribid.models.network.architecture import AttributionNet, normalise_credit, parameter_count
+from attribid.models.network.config import TrainConfig
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training setting; `attribid train` derives one flag per field."""
-
-    #: passes over the training journeys for the conversion head
-    epochs: int = 4
-    #: passes over the distillation journeys for the channel scores
-    distill_epochs: int = 3
-    #: seeds the split, the initial weights, dropout and batch order
-    seed: int = 0
-    #: journeys keep their most recent max_len touchpoints
-    max_len: int = DEFAULT_MAX_LEN
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    #: share of journeys held out for the reported metrics
-    holdout: float = 0.1
-    #: at most this many training journeys get brute-force Shapley targets
-    distill_journeys: int = 40_000
-    #: weight of the credit loss against the conversion loss in stage 2
-    credit_weight: float = 1.0
-    #: the organic (no-touch) conversion probability is estimated as this quantile of the
-    #: network's predictions on single touches; the empty journey learns that value
-    baseline_quantile: float = 0.05
-    #: torch intra-op threads (the machine is shared; 1 or 2)
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "distill_epochs", "batch_size", "max_len", "threads"):
-            if getattr(self, name) < (0 if "epochs" in name else 1):
-                raise ValueError(f"{name}: must be >= {0 if 'epochs' in name else 1}")
-        if not 0.0 <= self.holdout < 1.0:
-            raise ValueError("holdout: must be in [0, 1)")
-        if not 0.0 < self.baseline_quantile < 1.0:
-            raise ValueError("baseline_quantile: must be in (0, 1)")
 
 
 def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,

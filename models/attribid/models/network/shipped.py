@@ -1,0 +1,119 @@
+"""The shipped model: trained on a simulated mix of every world, checked against their truth.
+
+The defaults reproduce the committed model (attribid.models.onnx's ``shipped/``).
+PyTorch is imported only by ``train_on_worlds``, so the defaults read without it.
+"""
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from attribid.models.data.journeys import Journeys
+from attribid.models.network.config import TrainConfig
+from attribid.models.simulation.simulate import (WORLDS, attribution_accuracy, journey_accuracy,
+                                                 simulate, true_channel_shares)
+
+if TYPE_CHECKING:  # needs PyTorch
+    from attribid.models.network.architecture import AttributionNet
+
+SHIPPED_SEED = 7
+SHIPPED_JOURNEYS = 200_000
+#: the shipped defaults differ from `attribid train` where a big, known data set allows it
+SHIPPED_CONFIG: dict[str, int] = {"epochs": 3, "distill_epochs": 2, "distill_journeys": 30_000,
+                                  "batch_size": 256, "threads": 1}
+#: journeys per world for the held-out truth metrics in the metadata
+CHECK_JOURNEYS = 5_000
+
+Log = Callable[[str], None]
+
+
+def shipped_dir() -> Path:
+    """Where the shipped model lives inside the installed package.
+
+    >>> (shipped_dir() / "attribid.onnx").is_file()
+    True
+    """
+    return Path(str(resources.files("attribid.models.onnx"))) / "shipped"
+
+
+def simulate_mix(worlds: list[str], n_journeys: int, seed: int) -> tuple[Journeys, np.ndarray]:
+    """Journeys drawn equally from ``worlds`` (ids prefixed by world) and their decision times.
+
+    >>> j, ref = simulate_mix(["recency", "synergy"], 100, 1)
+    >>> j.n_journeys, str(j.ids[0]).startswith("recency:"), ref.shape
+    (100, True, (100,))
+    """
+    parts, refs = [], []
+    sizes = np.full(len(worlds), n_journeys // len(worlds))
+    sizes[: n_journeys - sizes.sum()] += 1
+    for name, size in zip(worlds, sizes):
+        journeys, truth = simulate(WORLDS[name], int(size), seed * 100 + list(WORLDS).index(name))
+        parts.append(journeys)
+        refs.append(truth.reference_time)
+    return _concat(parts, worlds), np.concatenate(refs)
+
+
+def train_on_worlds(config: TrainConfig, worlds: list[str], n_journeys: int, out: Path,
+                    version: str, log: Log = print) -> Path:
+    """Simulate, train, check against truth, export to ``out/attribid.onnx``; returns its path."""
+    from attribid.models.network.export import build_metadata, export_model
+    from attribid.models.network.train import train_network
+
+    started = time.monotonic()
+    journeys, ref = simulate_mix(worlds, n_journeys, config.seed)
+    net, report = train_network(journeys, config, log=log, ref_time=ref)
+    metrics = dict(report["metrics"])
+    check = min(CHECK_JOURNEYS, max(n_journeys // len(worlds), 200))
+    metrics["worlds"] = truth_metrics(net, worlds, config, check, log)
+    summary = dict(report["summary"])
+    summary["data"] = f"simulated: worlds {', '.join(worlds)}, seed {config.seed}"
+    metadata = build_metadata(journeys.channels, config.max_len, version, summary, metrics,
+                              report["base_rate"])
+    path = export_model(net, out, metadata)
+    log(f"wrote {path} ({time.monotonic() - started:.0f} s)")
+    return path
+
+
+def truth_metrics(net: AttributionNet, worlds: list[str], config: TrainConfig, n_journeys: int,
+                  log: Log = print) -> dict[str, dict[str, float]]:
+    """Accuracy against true Shapley credit on fresh journeys of each world."""
+    from attribid.models.network.train import predict_batches
+
+    out = {}
+    for name in worlds:
+        journeys, truth = simulate(WORLDS[name], n_journeys, config.seed * 100 + 50)
+        _, credit = predict_batches(net, journeys, config.max_len, ref_time=truth.reference_time)
+        conv = journeys.converted
+        shares = credit[conv].sum(axis=0)
+        out[name] = {
+            "attribution_accuracy": round(attribution_accuracy(
+                shares / shares.sum(), true_channel_shares(journeys, truth)), 4),
+            "journey_accuracy": round(journey_accuracy(credit, truth, conv), 4),
+        }
+        log(f"{name}: {out[name]}")
+    return out
+
+
+def _concat(parts: list[Journeys], worlds: list[str]) -> Journeys:
+    offsets = [np.zeros(1, np.int64)]
+    base = 0
+    for p in parts:
+        offsets.append(p.offsets[1:] + base)
+        base += p.n_touchpoints
+    ids = np.concatenate([np.array([f"{w}:{i}" for i in p.ids], dtype=object)
+                          for w, p in zip(worlds, parts)])
+    return Journeys(
+        ids=ids, offsets=np.concatenate(offsets),
+        channel=np.concatenate([p.channel for p in parts]),
+        timestamp=np.concatenate([p.timestamp for p in parts]),
+        interaction=np.concatenate([p.interaction for p in parts]),
+        cost=np.concatenate([p.cost for p in parts]),
+        device=np.concatenate([p.device for p in parts]),
+        category=np.concatenate([p.category for p in parts]),
+        converted=np.concatenate([p.converted for p in parts]),
+        conversion_time=np.concatenate([p.conversion_time for p in parts]),
+        value=np.concatenate([p.value for p in parts]), channels=parts[0].channels)
