@@ -5,7 +5,9 @@ Each subcommand is a module of attribid.cli with ``add_arguments(parser)`` and
 module is imported only when its subcommand runs (``attribid --help`` reads the
 docstrings without importing them), so `attribid serve` never imports PyTorch.
 
-Every failure is one line on stderr, ``attribid COMMAND: <message naming the input>``.
+Every failure is one line on stderr, ``attribid COMMAND: <message naming the input>``:
+a command raises attribid.cli.CommandError, whose code is one of attribid.cli's
+OK, FAILED, BAD_INPUT, INFEASIBLE.
 
 Exit codes:
   0  success
@@ -39,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "pareto": "attribid.cli.pareto",
     "market-sim": "attribid.cli.market_sim",
 }
+
 
 class Command(Protocol):
     """What a subcommand module provides."""
