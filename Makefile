@@ -1,11 +1,12 @@
-# The two set-up commands of the README: `make serve` and `make test`.
+# The two set-up commands of the README: `make serve` and `make test` (`make test-quick`
+# leaves out the slow tests).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 50051
 
-.PHONY: serve test venv proto model clean
+.PHONY: serve test test-quick venv proto model clean
 
 $(BIN)/attribid: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,8 +26,13 @@ $(VENV)/.dev: $(BIN)/attribid
 	$(BIN)/pip install -q 'torch==2.13.0'
 	touch $@
 
+# The whole suite, doctests included (what .ci/run calls).
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+# The same without the tests marked slow (those of more than a few seconds each).
+test-quick: $(VENV)/.dev
+	$(BIN)/python -m pytest -m "not slow"
 
 proto: $(VENV)/.dev
 	$(BIN)/python -m attribid.api.protogen

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serverproc import ServerProcess, wait_serving
+from tests.serverproc import InProcessServer
 
 
 @pytest.fixture(scope="session")
 def server():
-    """One real server process shared by the end-to-end tests that do not stop it."""
-    with ServerProcess() as proc:
-        wait_serving(proc.address)
-        yield proc
+    """One real server in this process (free loopback port), shared by tests that do not stop it."""
+    with InProcessServer() as srv:
+        yield srv

@@ -8,16 +8,15 @@ import pytest
 
 from attribid.client import Client, score_request
 from attribid.v1 import attribution_pb2 as pb
-from tests.serverproc import ServerProcess, wait_serving
+from tests.serverproc import InProcessServer
 
 HOUR = 3600.0
 
 
 @pytest.fixture(scope="module")
 def loop_server():
-    with ServerProcess("--resolve-period-s", "0.2") as proc:
-        wait_serving(proc.address)
-        yield proc
+    with InProcessServer(resolve_period_s=0.2) as srv:
+        yield srv
 
 
 def configure(client, campaign_id, now, **overrides):

@@ -1,9 +1,7 @@
-"""End to end: a real `attribid serve` process on a free loopback port."""
+"""End to end: a real server, in this process, on a free loopback port."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
 import time
 import urllib.request
 
@@ -15,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from attribid.client import AsyncClient, Client, score_request
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
-from tests.serverproc import ServerProcess, wait_serving
+from tests.serverproc import InProcessServer
 
 CHANNELS = ("search", "display", "social", "email", "affiliate", "direct", "offline")
 
@@ -144,35 +142,10 @@ def test_async_client(server):
     assert all(sum(r.credit.values()) == pytest.approx(1, abs=1e-6) for r in results)
 
 
-def test_health_goes_not_serving_to_serving_and_sigterm_drains_a_stream():
-    with ServerProcess() as proc:
-        seen = wait_serving(proc.address)
-        assert seen[0] == "NOT_SERVING" and seen[-1] == "SERVING", seen
-        # A stream in flight when SIGTERM arrives is answered to the end.
-        sent_signal = threading.Event()
-
-        def requests():
-            for i in range(200):
-                if i == 50:
-                    proc.signal(signal.SIGTERM)
-                    sent_signal.set()
-                    time.sleep(0.2)
-                yield score_request(journey(8, seed=i), request_id=str(i))
-
-        replies = list(stub(proc.address).ScoreStream(requests(), timeout=30))
-        assert sent_signal.is_set() and len(replies) == 200
-        assert all(not r.error.message for r in replies)
-        assert proc.wait(30) == 0
-        assert proc.events("draining") and proc.events("stopped")
-        with pytest.raises(grpc.RpcError):  # and it no longer accepts calls
-            stub(proc.address).Score(score_request(journey(2)), timeout=1)
-
-
 def test_deadline_too_short_for_the_network_gets_the_flagged_fallback():
     # A margin far above any deadline we send forces the decision deterministically.
-    with ServerProcess("--deadline-margin-ms", "500") as proc:
-        wait_serving(proc.address)
-        with Client(proc.address) as client:
+    with InProcessServer(deadline_margin_ms=500) as srv:
+        with Client(srv.address) as client:
             quick = client.score(journey(16), timeout=0.4)
             roomy = client.score(journey(16), timeout=5.0)
     assert quick.fallback and quick.fallback_reason == "deadline"
@@ -181,20 +154,19 @@ def test_deadline_too_short_for_the_network_gets_the_flagged_fallback():
 
 
 def test_with_shed_with_reject_a_call_that_cannot_be_served_in_time_is_refused_unlogged():
-    with ServerProcess("--deadline-margin-ms", "500", "--shed-with", "reject") as proc:
-        wait_serving(proc.address)
-        s = stub(proc.address)
+    with InProcessServer(deadline_margin_ms=500, shed_with="reject") as srv:
+        s = stub(srv.address)
         with pytest.raises(grpc.RpcError) as info:
             s.Score(score_request(journey(16)), timeout=0.4)
         roomy = s.Score(score_request(journey(16)), timeout=5.0)
-        body = urllib.request.urlopen(f"http://127.0.0.1:{proc.metrics_port}/metrics",
+        body = urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics",
                                       timeout=5).read().decode()
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "before the deadline" in info.value.details()
     assert not roomy.fallback
     # Shed calls are counted, not logged one line each.
     assert 'attribid_rpc_calls_total{code="RESOURCE_EXHAUSTED",method="Score"} 1.0' in body
-    assert not proc.events("refused")
+    assert not srv.events("refused")
 
 
 def test_a_hopeless_deadline_is_answered_by_fallback_or_deadline_exceeded(server):
@@ -210,17 +182,38 @@ def test_a_hopeless_deadline_is_answered_by_fallback_or_deadline_exceeded(server
             assert reply.fallback and reply.fallback_reason == "deadline"
 
 
-def test_a_model_that_cannot_load_exits_non_zero_with_a_clear_log(tmp_path):
-    bogus = tmp_path / "model.onnx"
-    bogus.write_bytes(b"not an onnx file")
-    proc = ServerProcess("--model-path", str(bogus)).start()
-    assert proc.wait(60) == 1
-    (line,) = proc.events("cannot serve")
-    assert line["level"] == "error" and ("onnx" in line["detail"].lower() or "model" in line["detail"])
+class SteppedClock:
+    """Monotonic seconds that move only when the test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_a_missing_model_path_names_the_setting(tmp_path):
-    proc = ServerProcess("--model-path", str(tmp_path / "missing.onnx")).start()
-    assert proc.wait(60) == 1
-    (line,) = proc.events("cannot serve")
-    assert "model_path" in line["detail"]
+@pytest.mark.parametrize("drain_s, left_for_batcher", [(3.0, 7.0), (12.0, 0.0)])
+def test_stop_hands_each_step_what_the_steps_before_it_left_of_one_grace(drain_s,
+                                                                         left_for_batcher):
+    clock = SteppedClock()
+    srv = InProcessServer(clock=clock).start()
+    grpc_server, batcher = srv.server._server, srv.server.core.service.batcher
+    given: dict[str, float] = {}
+    grpc_stop, batcher_close = grpc_server.stop, batcher.close
+
+    async def stop(grace):
+        given["drain"] = grace
+        clock.now += drain_s  # the in-flight calls took this long to finish
+        return await grpc_stop(grace)
+
+    async def close(timeout):
+        given["batcher"] = timeout
+        clock.now += 0.5
+        return await batcher_close(timeout)
+
+    grpc_server.stop, batcher.close = stop, close
+    srv.stop(grace=10.0)
+    assert srv.stopped
+    assert given == {"drain": 10.0, "batcher": left_for_batcher}
+    (line,) = srv.events("stopped")
+    assert line["seconds"] == drain_s + 0.5

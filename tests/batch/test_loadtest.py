@@ -1,7 +1,7 @@
 """The load-test tools: request generator, histogram, driver, and a headless Locust run.
 
-The Locust and driver tests send real traffic to a real ``attribid serve``
-process on a free loopback port (the ``server`` fixture), bounded in time.
+The Locust and driver tests send real traffic to a real server on a free
+loopback port (the ``server`` fixture, in this process), bounded in time.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from loadtest.echo_server import typical_response
 from loadtest.histogram import LatencyHistogram
 from loadtest.journeys import (MAX_TOUCHPOINTS, _TRANSITION, generate, model_inputs,
                                outcome_request, score_requests)
-from tests.serverproc import ServerProcess, wait_serving
+from tests.serverproc import InProcessServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,9 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def server():
     """A real server of this module's own: the load reports outcomes, which changes state."""
-    with ServerProcess() as proc:
-        wait_serving(proc.address)
-        yield proc
+    with InProcessServer() as srv:
+        yield srv
 
 
 def test_generator_shapes_and_values_are_valid():

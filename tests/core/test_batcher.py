@@ -99,17 +99,52 @@ def test_max_wait_holds_a_lone_call_for_company_and_a_full_batch_goes_at_once():
         rec = Recorder()
         b = Batcher(rec, max_batch=4, max_queue=100, max_wait_s=0.05)
         b.start()
-        t0 = time.monotonic()
         first = await asyncio.gather(*(b.submit(i) for i in range(3)))
-        waited = time.monotonic() - t0
-        t0 = time.monotonic()
-        second = await asyncio.gather(*(b.submit(i) for i in range(4)))
-        full = time.monotonic() - t0
         await b.close(1.0)
-        return rec, first, second, waited, full
+        # A wait far longer than this test: a full batch that waited would never finish.
+        full_rec = Recorder()
+        full = Batcher(full_rec, max_batch=4, max_queue=100, max_wait_s=3600.0)
+        full.start()
+        second = await asyncio.wait_for(asyncio.gather(*(full.submit(i) for i in range(4))), 60)
+        await full.close(1.0)
+        return rec, full_rec, first, second
 
-    rec, first, second, waited, full = run(main())
+    rec, full_rec, first, second = run(main())
     assert first == [0, 2, 4] and second == [0, 2, 4, 6]
-    assert rec.sizes == [3, 4]
-    assert waited >= 0.045  # three calls waited out max_wait together
-    assert full < 0.045     # a full batch did not wait
+    # Without the wait the first call would have run alone, as soon as it came.
+    assert rec.sizes == [3]  # three calls waited out max_wait together
+    assert full_rec.sizes == [4]  # a full batch did not wait
+
+
+class LeapingClock:
+    """Monotonic seconds that leap 1000 s at every read: each deadline passes at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1000.0
+        return self.now
+
+
+def test_close_gives_the_inference_thread_only_what_is_left_of_its_timeout():
+    release = threading.Event()
+
+    def stuck(items):
+        release.wait()  # a batch that outlives the timeout
+        return items
+
+    async def main():
+        b = Batcher(stuck, max_batch=1, max_queue=10, clock=LeapingClock())
+        b.start()
+        running, queued = b.submit(1), b.submit(2)
+        # The wait for the queue used up the hour; the join must not get a fresh one.
+        cancelled = await asyncio.wait_for(b.close(timeout=3600.0), 60)
+        return running, queued, cancelled
+
+    try:
+        running, queued, cancelled = run(main())
+    finally:
+        release.set()
+    assert cancelled == 1 and queued.cancelled()
+    assert not running.done()  # abandoned, not waited for

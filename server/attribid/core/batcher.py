@@ -177,7 +177,7 @@ class Batcher(Generic[Item, Result]):
         return batch
 
     async def close(self, timeout: float) -> int:
-        """Finish queued calls (up to ``timeout`` s), then stop; returns calls cancelled."""
+        """Finish queued calls and stop, all within ``timeout`` s; returns calls cancelled."""
         deadline = self._clock() + timeout
         while (self._queue or self._busy) and self._clock() < deadline:
             await asyncio.sleep(0.005)
@@ -192,6 +192,7 @@ class Batcher(Generic[Item, Result]):
                 cancelled += 1
         if self._thread.is_alive():
             self._jobs.put(None)
-            # A batch still running past the grace period is abandoned, not waited for.
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, timeout)
+            # A batch still running past the deadline is abandoned, not waited for.
+            left = max(0.0, deadline - self._clock())
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, left)
         return cancelled

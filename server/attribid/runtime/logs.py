@@ -41,6 +41,16 @@ def configure(level: str = "info") -> logging.Logger:
     return logger
 
 
+def flush() -> None:
+    """Flush and close the attribid logger's handlers: for an exit that skips the usual cleanup."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        handler.flush()
+        handler.close()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+
+
 def get() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 

@@ -48,8 +48,10 @@ class Core:
 class AttribidServer:
     """``await start()`` returns once bound; ``await wait_ready()``; ``await stop()``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        #: monotonic seconds; ``stop()`` measures its one deadline on it
+        self.clock = clock
         self.port: int | None = None
         self.metrics_port: int | None = None
         self.metrics = Metrics.create()
@@ -83,7 +85,10 @@ class AttribidServer:
              reflection.SERVICE_NAME), server)
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = server.add_insecure_port(s.address)
+        try:
+            self.port = server.add_insecure_port(s.address)
+        except RuntimeError:  # what grpc raises when the bind fails (older versions return 0)
+            self.port = 0
         if self.port == 0:
             raise OSError(f"address: could not bind {s.address}")
         await server.start()
@@ -125,25 +130,34 @@ class AttribidServer:
         await asyncio.shield(self._warm_task)
 
     async def stop(self, grace: float | None = None) -> None:
+        """Drain and stop within ``grace`` seconds in all (default ``settings.grace_s``).
+
+        One deadline bounds every step: each gets the time the steps before it left.
+        """
         grace = self.settings.grace_s if grace is None else grace
-        started = time.perf_counter()
+        started = self.clock()
+        deadline = started + grace
+
+        def remaining() -> float:
+            return max(0.0, deadline - self.clock())
+
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._server.stop(remaining())
         if self._warm_task is not None and not self._warm_task.done():
             self._warm_task.cancel()
         cancelled = 0
         if self.core is not None:
-            cancelled = await self.core.service.batcher.close(timeout=grace)
+            cancelled = await self.core.service.batcher.close(timeout=remaining())
         if self._book_task is not None:
             self._book_task.cancel()
             await asyncio.gather(self._book_task, return_exceptions=True)
         if self._stop_metrics is not None:
             self._stop_metrics()
         if self._spinners is not None:
-            self._spinners.stop()
+            self._spinners.stop(timeout=remaining())
         self.core = None
-        self._log.info("stopped", extra={"seconds": round(time.perf_counter() - started, 3),
+        self._log.info("stopped", extra={"seconds": round(self.clock() - started, 3),
                                          "cancelled": cancelled})
 
     async def __aenter__(self) -> "AttribidServer":
@@ -181,11 +195,15 @@ async def serve(settings: Settings) -> int:
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
-            log.warning("second signal: exiting now", extra={"signal": signum})
+            log.warning("second signal: exiting now", extra={"signal": signal.Signals(signum).name})
+            # Prompt: no waiting on the drain or on gRPC's threads; but every log line is out.
+            logs.flush()
             os._exit(1)
         log.info("draining", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
+    # Handlers set with signal.signal (Python's or a caller's) come back when serving ends.
+    previous = {sig: signal.getsignal(sig) for sig in signals}
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
     server = AttribidServer(settings)
@@ -210,6 +228,9 @@ async def serve(settings: Settings) -> int:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+            handler = previous[sig]
+            if handler is not None:  # None: set outside Python, nothing to give back
+                signal.signal(sig, handler)
 
 
 def run_one(settings: Settings) -> int:

@@ -21,7 +21,11 @@ def network_credit(journeys: Journeys, model_path: str | None = None,
     converting journey without touchpoints has nothing to credit and stays 0);
     other rows are 0. ``model_path`` None means the shipped model.
 
-    >>> # credit = network_credit(journeys, None); credit[journeys.converted].sum(1) ~ 1
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> credit = network_credit(js)  # journeys a and c converted
+    >>> credit.shape, credit.sum(axis=1).round(6).tolist()
+    ((4, 7), [1.0, 0.0, 1.0, 0.0])
     """
     model = load_model(model_path)
     rows = np.flatnonzero(journeys.converted)
@@ -44,7 +48,13 @@ def predict_journeys(model: OnnxModel, journeys: Journeys, batch_size: int = 512
 
     ``journeys`` must already use the model's channel codes (``to_model_channels``).
 
-    >>> # conv, credit, attention = predict_journeys(load_model(None), journeys)
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> model = load_model(None)
+    >>> converted = to_model_channels(js.subset(np.flatnonzero(js.converted)), model)
+    >>> conv, credit, attention = predict_journeys(model, converted)
+    >>> conv.shape, credit.shape, [a.shape for a in attention]
+    ((2,), (2, 7), [(3,), (2,)])
     """
     journeys = truncate(journeys, model.max_len)
     if ref_time is None:
@@ -69,7 +79,12 @@ def predict_journeys(model: OnnxModel, journeys: Journeys, batch_size: int = 512
 def to_model_channels(journeys: Journeys, model: OnnxModel) -> Journeys:
     """The same journeys with channel codes re-numbered to the model's channel list.
 
-    >>> # to_model_channels(journeys, load_model(None)).channels == load_model(None).channels
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> model = load_model(None)
+    >>> converted = to_model_channels(js.subset(np.flatnonzero(js.converted)), model)
+    >>> converted.channels == model.channels, [model.channels[c] for c in converted.channel]
+    (True, ['display', 'search', 'direct', 'affiliate', 'search'])
     """
     # Only channels that occur need to be known to the model.
     used = np.unique(journeys.channel)

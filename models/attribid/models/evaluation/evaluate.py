@@ -81,7 +81,10 @@ def evaluate_world(world: World, n_journeys: int, seed: int,
                    networks: dict[str, str | None], fidelity_journeys: int = 1500) -> WorldResult:
     """Every classic model and each network (name -> ONNX path, None = shipped) on one world.
 
-    >>> # r = evaluate_world(WORLDS["balanced"], 20000, 2026, {"network": None})
+    >>> from attribid.models.simulation.simulate import WORLDS
+    >>> r = evaluate_world(WORLDS["balanced"], 300, 2026, {"network": None}, fidelity_journeys=20)
+    >>> r.journeys, [m.name for m in r.models][-2:], sorted(r.fidelity)
+    (300, ['network', 'true probability'], ['network'])
     """
     journeys, truth = simulate(world, n_journeys, seed)
     conv = journeys.converted
@@ -131,7 +134,10 @@ def serving_latency(model: OnnxModel, journeys: Journeys, truth: Truth,
                     batch: int, repeats: int = 200) -> float:
     """Median ms per call of featurize + one forward pass on ``batch`` journeys.
 
-    >>> # serving_latency(load_model(None), journeys, truth, batch=1)
+    >>> from attribid.models.simulation.simulate import WORLDS
+    >>> js, truth = simulate(WORLDS["balanced"], 300, seed=1)
+    >>> serving_latency(load_model(None), js, truth, batch=1, repeats=3) > 0
+    True
     """
     from attribid.models.network.dataset import featurize_journeys
 
@@ -156,7 +162,10 @@ def removal_check(model: OnnxModel, journeys: Journeys, truth: Truth,
     channel of the last touch, ``earlier`` a channel that did not make the last
     touch. Means of v(all) - v(all without the channel), network and truth.
 
-    >>> # removal_check(load_model(None), journeys, truth)["last_network"]
+    >>> from attribid.models.simulation.simulate import WORLDS
+    >>> js, truth = simulate(WORLDS["balanced"], 300, seed=1)
+    >>> sorted(removal_check(load_model(None), js, truth))
+    ['earlier_network', 'earlier_truth', 'journeys', 'last_network', 'last_truth']
     """
     from attribid.models.network.dataset import featurize_journeys, keep_channels, present_channels
 

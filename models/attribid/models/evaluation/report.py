@@ -26,10 +26,7 @@ TARGET = 0.95
 def write_report(out: Path, command: str, results: list[WorldResult], model: OnnxModel,
                  latency: dict[str, float], journeys: Journeys, truth: Truth,
                  seconds: float, world_models: str | None = None) -> Path:
-    """Write ``out/evaluation.md`` and its two PNGs (accuracy, attention heat map).
-
-    >>> # write_report(Path("docs"), "attribid evaluate", results, model, latency, js, truth, 60)
-    """
+    """Write ``out/evaluation.md`` and its two PNGs (accuracy, attention heat map)."""
     out.mkdir(parents=True, exist_ok=True)
     _plot_accuracy(out / "evaluation-accuracy.png", results)
     _plot_attention(out / "evaluation-attention.png", model, journeys, truth)

@@ -23,7 +23,11 @@ def reference_times(journeys: Journeys) -> np.ndarray:
     converters' delays, so touch ages cannot reveal the outcome. A journey
     with no touch and no conversion gets 0 (it has nothing to featurize).
 
-    >>> # reference_times(journeys)[j] == journeys.conversion_time[j] for converted j
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> ref = reference_times(js)
+    >>> bool(np.all(ref[js.converted] == js.conversion_time[js.converted]))
+    True
     """
     return np.nan_to_num(journeys.reference_times(seed=0), nan=0.0)
 
@@ -33,7 +37,11 @@ def featurize_journeys(journeys: Journeys, max_len: int = DEFAULT_MAX_LEN,
                        steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features float32 [J, T, 64] and mask float32 [J, T] for a batch of journeys.
 
-    >>> # f, m = featurize_journeys(journeys, 64); f.shape == (journeys.n_journeys, T, 64)
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> features, mask = featurize_journeys(js, 64)
+    >>> features.shape, mask.sum(axis=1).tolist()
+    ((4, 3, 64), [3.0, 2.0, 2.0, 2.0])
     """
     if ref_time is None:
         ref_time = reference_times(journeys)
@@ -46,7 +54,10 @@ def featurize_journeys(journeys: Journeys, max_len: int = DEFAULT_MAX_LEN,
 def present_channels(journeys: Journeys, max_len: int = DEFAULT_MAX_LEN) -> np.ndarray:
     """Bool [J, C]: channel c has a touch among the journey's last ``max_len`` touches.
 
-    >>> # present_channels(journeys)[j, c] is True when journey j touched channel c
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> [js.channels[c] for c in np.flatnonzero(present_channels(js)[0])]
+    ['search', 'display', 'direct']
     """
     n_channels = len(journeys.channels)
     lengths = journeys.lengths()
@@ -61,7 +72,10 @@ def present_channels(journeys: Journeys, max_len: int = DEFAULT_MAX_LEN) -> np.n
 def truncate(journeys: Journeys, max_len: int) -> Journeys:
     """The same journeys keeping only their most recent ``max_len`` touches.
 
-    >>> # truncate(journeys, 64).lengths().max() <= 64
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> js.lengths().tolist(), truncate(js, 2).lengths().tolist()
+    ([3, 2, 2, 2], [2, 2, 2, 2])
     """
     lengths = journeys.lengths()
     if lengths.size == 0 or lengths.max(initial=0) <= max_len:
@@ -75,7 +89,11 @@ def truncate(journeys: Journeys, max_len: int) -> Journeys:
 def keep_channels(journeys: Journeys, journey_idx: np.ndarray, bits: np.ndarray) -> Journeys:
     """Copies of ``journeys[journey_idx]`` keeping only touches whose channel bit is set.
 
-    >>> # keep_channels(js, np.array([0]), np.array([0b101])) keeps channels 0 and 2 of journey 0
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> kept = keep_channels(js, np.array([0]), np.array([0b101]))  # channels 0 and 2
+    >>> [js.channels[c] for c in js.channel[:3]], [kept.channels[c] for c in kept.channel]
+    (['display', 'search', 'direct'], ['search'])
     """
     base = journeys.subset(np.asarray(journey_idx, dtype=np.int64))
     row_copy = np.repeat(np.arange(base.n_journeys), base.lengths())
@@ -101,7 +119,11 @@ def _with_rows(journeys: Journeys, kept: np.ndarray) -> Journeys:
 def single_touches(journeys: Journeys) -> tuple[Journeys, np.ndarray]:
     """Every touchpoint as a one-touch journey, and the index of the journey it came from.
 
-    >>> # ones, source = single_touches(journeys); ones.n_journeys == journeys.n_touchpoints
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> ones, source = single_touches(js)
+    >>> ones.n_journeys == js.n_touchpoints, source.tolist()
+    (True, [0, 0, 0, 1, 1, 2, 2, 3, 3])
     """
     source = np.repeat(np.arange(journeys.n_journeys), journeys.lengths())
     n = journeys.n_touchpoints

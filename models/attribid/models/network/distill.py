@@ -36,7 +36,15 @@ def subset_values(journeys: Journeys, predict: Predict, max_len: int = DEFAULT_M
     journey j's subsets are values[starts[j]:starts[j+1]], local subset number s
     having bit i set when the journey's i-th present channel is kept.
 
-    >>> # starts, present, v = subset_values(js, predict); v[starts[j]] is the empty set's value
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> def touches(features, mask):  # a model: each kept touch adds 0.1
+    ...     return mask.sum(axis=1) / 10
+    >>> starts, present, values = subset_values(js, touches)
+    >>> starts.tolist()  # journey 0 has 3 channels: 8 subsets, the empty one first
+    [0, 8, 12, 16, 20]
+    >>> values[starts[0]:starts[1]].round(2).tolist()
+    [0.0, 0.1, 0.1, 0.2, 0.1, 0.2, 0.2, 0.3]
     """
     journeys = truncate(journeys, max_len)
     ref = reference_times(journeys) if ref_time is None else np.asarray(ref_time, np.float64)
@@ -114,7 +122,13 @@ def network_shapley(journeys: Journeys, predict: Predict, max_len: int = DEFAULT
                     empty_value: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact channel Shapley values [J, C] of ``predict`` and presence [J, C], by brute force.
 
-    >>> # phi, present = network_shapley(journeys, predict)
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> def touches(features, mask):  # a model: each kept touch adds 0.1
+    ...     return mask.sum(axis=1) / 10
+    >>> phi, present = network_shapley(js, touches)
+    >>> [js.channels[c] for c in np.flatnonzero(present[0])], phi[0][present[0]].round(3).tolist()
+    (['search', 'display', 'direct'], [0.1, 0.1, 0.1])
     """
     starts, present, values = subset_values(journeys, predict, max_len, ref_time=ref_time,
                                             empty_value=empty_value)

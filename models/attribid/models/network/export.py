@@ -47,7 +47,12 @@ def export_model(net: AttributionNet, out_dir: str | Path,
                  metadata: dict[str, str]) -> Path:
     """Write out_dir/attribid.onnx and out_dir/attribid.json; returns the ONNX path.
 
-    >>> # export_model(trained_net, "out/", build_metadata(...))  # -> Path("out/attribid.onnx")
+    >>> import tempfile
+    >>> meta = build_metadata(["search", "display"], 64, "v1", {}, {}, 0.1)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     path = export_model(AttributionNet(n_channels=2), out, meta)
+    ...     path.name, sorted(p.name for p in path.parent.iterdir())
+    ('attribid.onnx', ['attribid.json', 'attribid.onnx'])
     """
     missing = [k for k in _required_keys() if k not in metadata]
     if missing:

@@ -15,8 +15,6 @@ its value is estimated as a low quantile of the network's predictions on
 single touches (``organic_baseline``), and the network learns to output it for
 an empty journey, so its exact Shapley values can be recomputed from the ONNX
 file alone.
-
->>> # net, report = train_network(journeys, TrainConfig(epochs=2, seed=7))
 """
 from __future__ import annotations
 
@@ -49,7 +47,12 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
     ``ref_time`` overrides the featurizer's reference times (default:
     dataset.reference_times), e.g. with a simulator's known decision times.
 
-    >>> # net, report = train_network(journeys, TrainConfig(epochs=1)); report["metrics"]["auc"]
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> config = TrainConfig(epochs=1, distill_epochs=1, distill_journeys=50)
+    >>> net, report = train_network(js, config, log=lambda line: None)
+    >>> net.training, sorted(report), sorted(report["metrics"])[:2]
+    (False, ['base_rate', 'metrics', 'summary'], ['auc', 'credit_vs_network_shapley'])
     """
     if journeys.n_journeys < 2:
         raise ValueError("journeys: need at least 2 journeys to train")
@@ -107,7 +110,13 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
 def torch_predict(net: AttributionNet) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A NumPy-in, NumPy-out conversion predictor over ``net`` in eval mode.
 
-    >>> # p = torch_predict(net)(features, mask)  # float64 [N]
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> net = AttributionNet(n_channels=len(js.channels)).eval()  # untrained weights
+    >>> features, mask = featurize_journeys(js.subset(np.arange(3)), 64)
+    >>> p = torch_predict(net)(features, mask)
+    >>> p.dtype, p.shape, bool(np.all((p > 0) & (p < 1)))
+    (dtype('float64'), (3,), True)
     """
     def predict(features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -121,7 +130,11 @@ def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
                     ref_time: np.ndarray | None = None) -> dict[str, float]:
     """AUC, log-loss, and agreement of the served credit with the network's exact Shapley shares.
 
-    >>> # holdout_metrics(net, held_out, 64)["credit_vs_network_shapley"]
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> net = AttributionNet(n_channels=len(js.channels)).eval()  # untrained weights
+    >>> sorted(holdout_metrics(net, js, 64, fidelity_journeys=20))
+    ['auc', 'credit_vs_network_shapley', 'journeys', 'log_loss']
     """
     net.eval()
     ref = reference_times(journeys) if ref_time is None else ref_time
@@ -144,7 +157,12 @@ def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
                     ref_time: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Conversion probabilities [J] and served credit [J, C] from the PyTorch network.
 
-    >>> # conv, credit = predict_batches(net, journeys, 64)
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> net = AttributionNet(n_channels=len(js.channels)).eval()  # untrained weights
+    >>> conv, credit = predict_batches(net, js, 64)
+    >>> conv.shape, credit.shape
+    ((200,), (200, 7))
     """
     ref = reference_times(journeys) if ref_time is None else ref_time
     conv = np.empty(journeys.n_journeys)
@@ -161,7 +179,10 @@ def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
 def training_summary(journeys: Journeys, config: TrainConfig, distilled: int) -> dict[str, Any]:
     """What the model was trained on, for the metadata.
 
-    >>> # training_summary(train_journeys, config, 40000)["journeys"]
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> training_summary(js, TrainConfig(), distilled=50)["journeys"]
+    200
     """
     return {
         "journeys": journeys.n_journeys,
@@ -218,7 +239,11 @@ def organic_baseline(net: AttributionNet, journeys: Journeys, ref: np.ndarray,
     the ``config.baseline_quantile`` quantile of its predictions on single
     touches (old impressions and other weak touches add almost nothing).
 
-    >>> # organic_baseline(net, journeys, ref, TrainConfig())  # e.g. 0.03
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> net = AttributionNet(n_channels=len(js.channels)).eval()  # untrained weights
+    >>> 0.0 < organic_baseline(net, js, reference_times(js), TrainConfig()) < 1.0
+    True
     """
     ones, source = single_touches(journeys)
     pick = np.random.default_rng(config.seed).permutation(ones.n_journeys)[:limit]

@@ -1,0 +1,34 @@
+"""Start-up failures of `attribid serve`: exit code 1 and one clear log line."""
+from __future__ import annotations
+
+import socket
+
+from tests.serverproc import ServerProcess
+
+
+def test_a_model_that_cannot_load_exits_non_zero_with_a_clear_log(tmp_path):
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"not an onnx file")
+    proc = ServerProcess("--model-path", str(bogus)).start()
+    assert proc.wait(60) == 1
+    (line,) = proc.events("cannot serve")
+    assert line["level"] == "error" and ("onnx" in line["detail"].lower() or "model" in line["detail"])
+
+
+def test_a_missing_model_path_names_the_setting(tmp_path):
+    proc = ServerProcess("--model-path", str(tmp_path / "missing.onnx")).start()
+    assert proc.wait(60) == 1
+    (line,) = proc.events("cannot serve")
+    assert "model_path" in line["detail"]
+
+
+def test_a_port_already_taken_exits_non_zero_naming_the_address():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = ServerProcess("--address", f"127.0.0.1:{port}").start()
+        assert proc.wait(60) == 1
+    (line,) = proc.events("cannot start")
+    assert line["level"] == "error" and f"127.0.0.1:{port}" in line["detail"]
+    assert not proc.events("listening")
