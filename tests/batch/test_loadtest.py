@@ -140,6 +140,7 @@ def test_generated_requests_are_all_accepted_by_the_server(server):
     assert all(sum(r.credit.values()) == pytest.approx(1.0, abs=1e-4) for r in replies)
 
 
+@pytest.mark.slow
 def test_driver_closed_and_open_loop_against_the_server(server, tmp_path):
     reqs = [r.SerializeToString() for r in score_requests(generate(64, seed=2, length=32))]
 
