@@ -23,9 +23,10 @@ from typing import Any, Callable
 import numpy as np
 import orjson
 
+from attribid.models.onnx.runtime import shipped_model_path
 from loadtest import h2load, report
 from loadtest.driver import write_requests
-from loadtest.floors import floor_a, shipped_model
+from loadtest.floors import floor_a
 from loadtest.histogram import LatencyHistogram
 from loadtest.journeys import generate, score_requests
 from loadtest.peer import launch
@@ -181,7 +182,7 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"meta": _meta(args), "failures": []}
     res["meta"].update(prepare(out, args.steps, 512, args.seed))
     score = out / "score.bin"
-    model = Path(args.model or shipped_model())
+    model = Path(args.model or shipped_model_path())
 
     def guarded(name: str, step: Callable[[], None]) -> None:
         # A failed optional part is reported, not allowed to lose the rest of the run.

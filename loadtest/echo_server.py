@@ -48,11 +48,12 @@ def typical_response() -> pb.ScoreResponse:
 
 
 def forward_pass(model: str, steps: int = 32) -> Callable[[], object]:
-    """One onnxruntime run of ``model`` at batch 1 on a ``steps``-touchpoint journey (floor A)."""
-    from loadtest.floors import feed, session
+    """One run of ``model`` at batch 1 on a ``steps``-touchpoint journey (floor A's call)."""
+    from attribid.models.onnx.runtime import load_model
+    from loadtest.floors import feed
 
-    sess, inputs = session(model, 1), feed(1, steps)
-    return lambda: sess.run(None, inputs)
+    onnx, (features, mask) = load_model(model, 1), feed(1, steps)
+    return lambda: onnx.run(features, mask)
 
 
 def handler(work: Callable[[], object] | None = None) -> grpc.GenericRpcHandler:

@@ -1,9 +1,10 @@
 """Floor A: in-process onnxruntime on the served model, per batch size, for one journey shape.
 
-The time of ``session.run`` alone (features prepared beforehand), the median of
-the best of several rounds, with the same intra-op thread count the server uses. Batch 1 is the
-latency floor of one Score; the best journeys/s over batch sizes is the
-throughput floor of any server of this model on this many cores.
+The time of the model's run alone (features prepared beforehand), the median of the best of
+several rounds. The model is loaded as the server loads it (``attribid.models.onnx.runtime``:
+the same session options, the same intra-op thread count) and run through the same call. Batch
+1 is the latency floor of one Score; the best journeys/s over batch sizes is the throughput
+floor of any server of this model on this many cores.
 
     python -m loadtest.floors --cores 0 --steps 32
 """
@@ -15,10 +16,9 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import onnxruntime as ort
 import orjson
 
-from attribid.models.onnx.contract import INPUT_FEATURES, INPUT_MASK, SHIPPED_MODEL
+from attribid.models.onnx.runtime import OnnxModel, load_model, shipped_model_path
 from loadtest.journeys import generate, model_inputs
 from loadtest.procs import pin_self
 
@@ -35,33 +35,23 @@ class BatchTiming:
     journeys_per_s: float
 
 
-def shipped_model() -> str:
-    """Path of the shipped ONNX model."""
-    from importlib.resources import files
-    return str(files("attribid.models.onnx").joinpath(SHIPPED_MODEL))
+def feed(batch: int, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(features, mask) for ``batch`` seeded journeys of ``steps`` touchpoints: floor A's input.
+
+    >>> features, mask = feed(2, 5)
+    >>> features.shape, mask.shape
+    ((2, 5, 64), (2, 5))
+    """
+    return model_inputs(generate(batch, seed=seed, length=steps))
 
 
-def session(model: str, threads: int) -> ort.InferenceSession:
-    """An onnxruntime CPU session with ``threads`` intra-op threads."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def feed(batch: int, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The network's inputs for ``batch`` seeded journeys of ``steps`` touchpoints: floor A's."""
-    feats, mask = model_inputs(generate(batch, seed=seed, length=steps))
-    return {INPUT_FEATURES: feats, INPUT_MASK: mask}
-
-
-def _timings_ms(sess: ort.InferenceSession, feed: dict[str, np.ndarray],
+def _timings_ms(model: OnnxModel, inputs: tuple[np.ndarray, np.ndarray],
                 budget_s: float) -> np.ndarray:
     times: list[int] = []
     end = time.perf_counter_ns() + int(budget_s * 1e9)
     while time.perf_counter_ns() < end or len(times) < 10:
         t0 = time.perf_counter_ns()
-        sess.run(None, feed)
+        model.run(*inputs)
         times.append(time.perf_counter_ns() - t0)
     return np.array(times) / 1e6
 
@@ -74,18 +64,19 @@ def floor_a(model: str, steps: int = 32, threads: int = 1, budget_s: float = 1.0
     round's median: a floor is the least the model needs, and a burst of other
     work on the core then spoils one round, not the figure.
 
-    >>> # floor_a(shipped_model(), budget_s=0.2)[0].median_ms
+    >>> [t.batch for t in floor_a(shipped_model_path(), budget_s=0.01, batches=(1, 4), rounds=1)]
+    [1, 4]
     """
-    sess = session(model, threads)
+    onnx = load_model(model, threads)
     feeds = {}
     for b in batches:
         feeds[b] = feed(b, steps)
         for _ in range(3):
-            sess.run(None, feeds[b])
+            onnx.run(*feeds[b])
     best: dict[int, np.ndarray] = {}
     for _ in range(rounds):
         for b in batches:
-            ms = _timings_ms(sess, feeds[b], budget_s / rounds)
+            ms = _timings_ms(onnx, feeds[b], budget_s / rounds)
             if b not in best or np.median(ms) < np.median(best[b]):
                 best[b] = ms
     out = []
@@ -106,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
     pin_self(args.cores)
-    rows = floor_a(args.model or shipped_model(), args.steps, args.threads, args.budget)
+    rows = floor_a(args.model or shipped_model_path(), args.steps, args.threads, args.budget)
     if args.json:
         sys.stdout.write(orjson.dumps([asdict(r) for r in rows]).decode() + "\n")
         return 0

@@ -5,7 +5,7 @@
 
 All figures come from the same run and the same journey: the server's p50/p99
 for a whole Score call (validate, featurize, infer, attribute, bid, over
-loopback gRPC), with default flags and with ``--spin-idle``; ``session.run``
+loopback gRPC), with default flags and with ``--spin-idle``; the model's run
 alone on that journey's features (pinned to the server's core, with the
 server's thread count); a bare grpc.aio echo server's round trip for the same
 message (what any Python gRPC server costs); and that echo server running the
@@ -25,22 +25,23 @@ from typing import Iterator
 import numpy as np
 import uvloop
 
+from attribid.models.onnx.runtime import load_model, shipped_model_path
 from loadtest import driver
-from loadtest.floors import feed, session, shipped_model
+from loadtest.floors import feed
 from loadtest.journeys import generate, score_requests
 from loadtest.targets import attribid_server, echo_server
 
 
 def onnx_times_ms(model: str, steps: int, threads: int, n: int, seed: int) -> np.ndarray:
-    """``n`` timings of one ``session.run`` on the journey the server is sent."""
-    inputs = feed(1, steps, seed)
-    sess = session(model, threads)
+    """``n`` timings of one model run (the server's call) on the journey the server is sent."""
+    features, mask = feed(1, steps, seed)
+    onnx = load_model(model, threads)
     for _ in range(20):
-        sess.run(None, inputs)
+        onnx.run(features, mask)
     out = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter_ns()
-        sess.run(None, inputs)
+        onnx.run(features, mask)
         out[i] = (time.perf_counter_ns() - t0) / 1e6
     return out
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     client = {int(c) for c in args.client_cores.split(",")}
     request = score_requests(generate(1, seed=args.seed, length=args.steps))[0]
     message = request.SerializeToString()
-    model = args.model or shipped_model()
+    model = args.model or shipped_model_path()
     rows: list[tuple[str, driver.Result]] = []
     for label, flags in (("attribid Score over gRPC", ()),
                          ("attribid Score, --spin-idle", ("--spin-idle",))):

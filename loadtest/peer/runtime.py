@@ -2,7 +2,8 @@
 
 MLServer has no ONNX runtime of its own, so this one does what attribid's Score
 does before attribution and bidding: featurize the journey with the same Numba
-featurizer, then one onnxruntime run. Inputs (V2 tensors, batch first, so
+featurizer, then one run of the model loaded as attribid loads it
+(``attribid.models.onnx.runtime``: the same session options and contract check). Inputs (V2 tensors, batch first, so
 MLServer's adaptive batcher can stack them): ``channel`` INT32 [B, T],
 ``timestamp`` FP64 [B, T] (epoch seconds), ``interaction`` INT32 [B, T],
 ``cost`` FP64 [B, T], ``device`` INT32 [B, T], ``category`` INT32 [B, 1].
@@ -17,12 +18,14 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import onnxruntime as ort
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
+# attribid is installed in the peer's venv (setup_peer.sh), without its dependencies:
+# these two modules need only NumPy, Numba and onnxruntime.
 from attribid.kernels.featurize import featurize
+from attribid.models.onnx.runtime import load_model
 
 
 class AttribidOnnxRuntime(MLModel):
@@ -30,13 +33,8 @@ class AttribidOnnxRuntime(MLModel):
 
     async def load(self) -> bool:
         extra = self.settings.parameters.extra or {}
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(extra.get("intra_op_threads", 1))
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            self.settings.parameters.uri, sess_options=opts, providers=["CPUExecutionProvider"])
-        meta = self._session.get_modelmeta().custom_metadata_map
-        self._max_len = int(meta.get("attribid.max_len", "64"))
+        self._model = load_model(self.settings.parameters.uri, int(extra.get("intra_op_threads", 1)))
+        self._max_len = self._model.max_len
         # Compile the featurizer now so no request pays for the JIT.
         featurize(np.array([0, 1]), np.zeros(1), np.zeros(1), np.ones(1), np.zeros(1),
                   np.zeros(1, np.int8), np.zeros(1), np.ones(1), self._max_len)
@@ -51,8 +49,7 @@ class AttribidOnnxRuntime(MLModel):
             offsets, channel.ravel(), cols["timestamp"].ravel(), cols["interaction"].ravel(),
             cols["cost"].ravel(), cols["device"].ravel(), cols["category"].ravel(),
             np.full(batch, time.time()), self._max_len)
-        conversion, credit = self._session.run(
-            ["conversion", "channel_credit"], {"features": feats, "mask": mask})
+        conversion, credit, _attention = self._model.run(feats, mask)
         return InferenceResponse(
             model_name=self.name, model_version=self.version, id=payload.id,
             outputs=[NumpyCodec.encode_output("conversion", conversion),

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from attribid.kernels.config import jit
 from attribid.kernels.problem import Infeasible, Problem, check_problem
 from attribid.kernels.response import HILL, curve_derivatives, curve_value
 
@@ -31,7 +31,7 @@ STAT_NAMES = ("status", "t", "lam", "mu", "stationarity", "bound_sign", "budget_
 _NSTAT = len(STAT_NAMES)
 
 
-@njit(cache=True)
+@jit
 def _h(i, x, A, E, ck, cp, mk, mp):
     """Marginal weighted return of channel i at spend x, and its derivative."""
     h = 0.0
@@ -47,7 +47,7 @@ def _h(i, x, A, E, ck, cp, mk, mp):
     return h, d
 
 
-@njit(cache=True)
+@jit
 def _spend_at(i, t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, guess):
     """Spend of channel i where its marginal return equals t, clipped to [lo, hi]."""
     if h_hi >= t:
@@ -82,7 +82,7 @@ def _spend_at(i, t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, guess):
     return x
 
 
-@njit(cache=True)
+@jit
 def _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x):
     """x_i(t) for every channel; returns sum x and d(sum x)/d(log t)."""
     s = 0.0
@@ -97,7 +97,7 @@ def _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x):
     return s, ds
 
 
-@njit(cache=True)
+@jit
 def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x, hist):
     """Maximise sum A c + E m - p * sum x under the box and the budget; returns t = p + lam.
 
@@ -157,7 +157,7 @@ def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x, hist):
     return t
 
 
-@njit(cache=True)
+@jit
 def _cpa_residual(x, K, ck, cp):
     s = 0.0
     c = 0.0
@@ -167,7 +167,7 @@ def _cpa_residual(x, K, ck, cp):
     return s - K * c
 
 
-@njit(cache=True)
+@jit
 def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats, hist):
     n = x.shape[0]
     stats[:] = 0.0
@@ -241,7 +241,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats, hist):
     stats[9] = solves
 
 
-@njit(cache=True)
+@jit
 def _certify(t, mu, budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
     """KKT residuals of x: equal marginals off the bounds, right signs at them, feasibility."""
     stationarity = 0.0

@@ -12,14 +12,27 @@ Bids are then floored (only when bidding at all) and capped.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from attribid.kernels.config import jit
 
 #: layout of the per-campaign ``params`` array read by the bid kernel
 PACING, FLOOR, CAP = 0, 1, 2
 
 
-@njit(cache=True)
-def _bids(p_conv, credit, per_conv, per_imp, params, out):
+@jit
+def bids_kernel(p_conv, credit, per_conv, per_imp, params, out):
+    """The compiled bid kernel itself, for validated input: it checks nothing.
+
+    Arrays as for ``bids_into`` (the checked wrapper): float64 [C] and ``params`` float64 [3];
+    ``p_conv`` in [0, 1]. The campaign book calls it per impression with arrays it built and
+    checked when the campaign was last solved.
+
+    >>> out = np.zeros(2)
+    >>> bids_kernel(0.5, np.array([1.0, 0.0]), np.array([4.0, 4.0]), np.zeros(2),
+    ...             np.array([1.0, 0.0, 0.0]), out)
+    >>> out.tolist()
+    [2.0, 0.0]
+    """
     pacing = params[PACING]
     floor = params[FLOOR]
     cap = params[CAP]
@@ -53,7 +66,7 @@ def bids_into(p_conv: float, credit: np.ndarray, per_conv: np.ndarray, per_imp: 
     n = out.shape[0]
     if credit.shape != (n,) or credit.dtype != np.float64 or out.dtype != np.float64:
         raise ValueError(f"credit/out: expected float64 [{n}], got {credit.dtype} {credit.shape}")
-    _bids(float(p_conv), credit, per_conv, per_imp, params, out)
+    bids_kernel(float(p_conv), credit, per_conv, per_imp, params, out)
 
 
 def pacing_multiplier(now: float, start: float, end: float, budget: float, spent: float,

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from attribid.kernels.config import jit_nogil
 
 OK = 0
 TIMESTAMP_NOT_POSITIVE = 1
@@ -19,8 +20,18 @@ INTERACTION = 5
 DEVICE = 6
 
 
-@njit(cache=True, nogil=True)
-def _first_invalid(ts_ms, cost, interaction, device, latest_ms, max_device):
+@jit_nogil
+def first_invalid_kernel(ts_ms, cost, interaction, device, latest_ms, max_device):
+    """The compiled check itself, for arrays already shaped and typed: it checks nothing else.
+
+    ``ts_ms`` int64 [n]; ``cost`` float64, ``interaction`` and ``device`` int32, all [n],
+    contiguous; returns ``(code, index)`` as ``first_invalid`` (the wrapper that converts and
+    checks shapes) does. The validator calls it on the arrays it has just built.
+
+    >>> first_invalid_kernel(np.array([5, 6]), np.array([0.0, -1.0]), np.ones(2, np.int32),
+    ...                      np.zeros(2, np.int32), 10.0, 3)
+    (4, 1)
+    """
     n = ts_ms.shape[0]
     for i in range(n):
         if ts_ms[i] <= 0:
@@ -55,8 +66,9 @@ def first_invalid(ts_ms: np.ndarray, cost: np.ndarray, interaction: np.ndarray,
     for name, arr in (("cost", cost), ("interaction", interaction), ("device", device)):
         if arr.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},)")
-    code, index = _first_invalid(np.ascontiguousarray(ts_ms, np.int64),
-                                 np.ascontiguousarray(cost, np.float64),
-                                 np.ascontiguousarray(interaction, np.int32),
-                                 np.ascontiguousarray(device, np.int32), float(latest_ms), max_device)
+    code, index = first_invalid_kernel(np.ascontiguousarray(ts_ms, np.int64),
+                                       np.ascontiguousarray(cost, np.float64),
+                                       np.ascontiguousarray(interaction, np.int32),
+                                       np.ascontiguousarray(device, np.int32), float(latest_ms),
+                                       max_device)
     return int(code), int(index)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from attribid.kernels.config import jit_nogil
 
 #: rule codes of ``rule_credit``
 RULES: dict[str, int] = {
@@ -16,7 +17,7 @@ RULES: dict[str, int] = {
 }
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def position_based_into(channel, start, end, row):
     """Add touches ``start:end``'s position-based (40/20/40) credit to ``row``.
 
@@ -36,7 +37,7 @@ def position_based_into(channel, start, end, row):
             row[channel[i]] += 0.2 / (n - 2)
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _rule_credit(offsets, channel, timestamp, converted, rule, half_life_s, out):
     for j in range(offsets.shape[0] - 1):
         start = offsets[j]
@@ -104,7 +105,7 @@ def rule_credit(offsets: np.ndarray, channel: np.ndarray, timestamp: np.ndarray,
     return out
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _markov_transitions(offsets, channel, converted, order, n_channels, src, dst):
     # state = the last `order` channels, digit k = channel k steps back (n_channels = none)
     base = n_channels + 1
@@ -157,7 +158,7 @@ def markov_transitions(offsets: np.ndarray, channel: np.ndarray, converted: np.n
     return src[:k], dst[:k], (n_channels + 1) ** order + 3
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _channel_masks(offsets, channel, out):
     for j in range(offsets.shape[0] - 1):
         m = 0
@@ -180,7 +181,7 @@ def channel_masks(offsets: np.ndarray, channel: np.ndarray, n_channels: int) -> 
     return out
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _weighted_presence(offsets, channel, converted, weight, out):
     for j in range(offsets.shape[0] - 1):
         if not converted[j] or offsets[j + 1] == offsets[j]:

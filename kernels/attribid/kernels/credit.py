@@ -4,11 +4,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from attribid.kernels.config import jit_nogil
 
 
-@njit(cache=True, nogil=True)
-def _shares_over_present(credit, offsets, channel, out):
+@jit_nogil
+def shares_over_present_kernel(credit, offsets, channel, out):
+    """The compiled share kernel itself, for validated input: it checks nothing.
+
+    Writes ``out`` (float64 [B, C]) from ``credit`` [B, C] for the CSR journeys ``offsets``
+    (int64 [B + 1]) / ``channel`` (codes in [0, C)). ``shares_over_present`` is the checked
+    wrapper; the server's hot path calls this on the network's output for validated journeys.
+
+    >>> out = np.empty((1, 3))
+    >>> shares_over_present_kernel(np.array([[0.2, 0.5, 0.3]], np.float32), np.array([0, 2]),
+    ...                            np.array([0, 2], np.int32), out)
+    >>> out.round(2).tolist()
+    [[0.4, 0.0, 0.6]]
+    """
     n_channels = credit.shape[1]
     present = np.zeros(n_channels, np.bool_)
     for b in range(offsets.shape[0] - 1):
@@ -36,7 +49,7 @@ def _shares_over_present(credit, offsets, channel, out):
 
 def shares_over_present(credit: np.ndarray, offsets: np.ndarray, channel: np.ndarray,
                         out: np.ndarray | None = None) -> np.ndarray:
-    """Zero each journey's absent channels and renormalise its credit to sum 1.
+    """Zero each journey's absent channels and renormalise its credit to sum 1 (checked).
 
     A row with no positive, finite credit on its present channels is split
     evenly over them. ``offsets``/``channel`` are the CSR journeys of the batch.
@@ -52,6 +65,6 @@ def shares_over_present(credit: np.ndarray, offsets: np.ndarray, channel: np.nda
         raise ValueError("channel codes must index credit's columns")
     if out is None:
         out = np.empty(credit.shape, np.float64)
-    _shares_over_present(np.ascontiguousarray(credit), np.ascontiguousarray(offsets, np.int64),
-                         channel, out)
+    shares_over_present_kernel(np.ascontiguousarray(credit),
+                               np.ascontiguousarray(offsets, np.int64), channel, out)
     return out

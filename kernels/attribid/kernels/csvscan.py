@@ -9,7 +9,8 @@ is reported back so the caller can take the general, slower path.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from attribid.kernels.config import jit_nogil
 
 #: scan_fields status codes
 OK, QUOTED, FIELD_COUNT = 0, 1, 2
@@ -21,7 +22,7 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 _POW10 = np.array([10.0 ** k for k in range(23)])
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _scan_fields(buf, width, starts, ends):
     n = buf.shape[0]
     row = 0
@@ -81,7 +82,7 @@ def scan_fields(buf: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, in
     return starts[:, :rows], ends[:, :rows], int(status)
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _parse_numbers(buf, starts, ends, out, ok):
     for r in range(starts.shape[0]):
         a = starts[r]
@@ -167,7 +168,7 @@ def parse_numbers(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
     return out, ok
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _hash_fields(buf, starts, ends, out):
     for r in range(starts.shape[0]):
         h = _FNV_OFFSET
@@ -191,7 +192,7 @@ def hash_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     return out
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _first_mismatch(buf, starts, ends, rep):
     for r in range(starts.shape[0]):
         q = rep[r]
@@ -220,7 +221,7 @@ def first_mismatch(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     return int(_first_mismatch(np.ascontiguousarray(buf, dtype=np.uint8), starts, ends, rep))
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _join_spans(buf, starts, ends, out):
     k = 0
     for r in range(starts.shape[0]):

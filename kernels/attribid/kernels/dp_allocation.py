@@ -10,13 +10,13 @@ fall short of the best ceiling-respecting split (Lagrangian duality gap).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from attribid.kernels.config import jit
 from attribid.kernels.allocation import Infeasible, Problem, solve
 from attribid.kernels.response import curve_value, is_concave
 
 
-@njit(cache=True)
+@jit
 def _tables(delta, steps, lo, A, E, ck, cp, mk, mp, mu, K):
     n = lo.shape[0]
     kmax = steps.max()
@@ -32,7 +32,7 @@ def _tables(delta, steps, lo, A, E, ck, cp, mk, mp, mu, K):
     return v, conv
 
 
-@njit(cache=True)
+@jit
 def _dp(v, steps, grid, choice):
     """Best total over channels using at most ``grid`` steps; fills choice[i, j]."""
     n = v.shape[0]
@@ -70,7 +70,9 @@ def _run(p: Problem, grid: int, mu: float) -> tuple[np.ndarray, float]:
     for i in range(p.n - 1, -1, -1):
         k[i] = choice[i, j]
         j -= k[i]
-    slopes = np.diff(v, axis=1)
+    # Past a channel's last step v is -inf, and -inf - -inf is NaN: such slopes are dropped.
+    with np.errstate(invalid="ignore"):
+        slopes = np.diff(v, axis=1)
     gap = float(np.nansum(np.max(np.where(np.isfinite(slopes), np.maximum(slopes, 0), 0), axis=1)))
     return p.lo + k * delta, gap
 

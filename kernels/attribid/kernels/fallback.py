@@ -6,12 +6,12 @@ microsecond, so a caller always gets an answer it can bid on.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .config import jit_nogil
 from .classic import position_based_into
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _position_based(channel, out):
     out[:] = 0.0
     position_based_into(channel, 0, channel.shape[0], out)

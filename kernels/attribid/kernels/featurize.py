@@ -38,8 +38,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .config import jit_nogil
 from .taxonomy import MAX_CHANNELS, CLICK, UNKNOWN_CATEGORY
 
 FEATURE_SPEC_VERSION = 1
@@ -51,9 +51,25 @@ _WEEK = 7 * _DAY
 _TWO_PI = 2.0 * math.pi
 
 
-@njit(cache=True, nogil=True)
-def _featurize(offsets, channel, timestamp, interaction, cost, device,
-               category, ref_time, max_len, out, mask, lengths):
+@jit_nogil
+def featurize_kernel(offsets, channel, timestamp, interaction, cost, device,
+                     category, ref_time, max_len, out, mask, lengths):
+    """The compiled featurizer itself, for validated input: it checks nothing.
+
+    Writes ``out`` [>= J, >= steps, 64], ``mask`` [>= J, steps] and ``lengths`` [>= J] in place
+    for the J journeys of ``offsets``. The caller guarantees what ``featurize`` (the checked
+    wrapper) would check: offsets int64 from 0, non-decreasing; per-touch arrays of length
+    ``offsets[-1]``; channel codes in [0, 16); buffers at least as long as the longest kept
+    journey. The server's hot path calls it on journeys its validator has checked.
+
+    >>> out, mask = np.empty((1, 2, 64), np.float32), np.empty((1, 2), np.float32)
+    >>> n = np.empty(1, np.int64)
+    >>> featurize_kernel(np.array([0, 2]), np.array([0, 3], np.int32), np.array([0.0, 60.0]),
+    ...                  np.array([1, 2], np.int8), np.zeros(2), np.zeros(2, np.int8),
+    ...                  np.array([7], np.int32), np.array([120.0]), 64, out, mask, n)
+    >>> mask.tolist(), n.tolist(), float(out[0, 1, 3])
+    ([[1.0, 1.0]], [2], 1.0)
+    """
     n_journeys = offsets.shape[0] - 1
     log_max = math.log1p(max_len)
     counts = np.zeros(MAX_CHANNELS, dtype=np.float32)
@@ -128,7 +144,7 @@ def featurize(offsets: np.ndarray, channel: np.ndarray, timestamp: np.ndarray,
               out: np.ndarray | None = None, mask: np.ndarray | None = None,
               lengths: np.ndarray | None = None,
               steps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Featurize a batch of journeys; returns (features, mask, lengths).
+    """Featurize a batch of journeys, checking every input; returns (features, mask, lengths).
 
     ``steps`` (default: the longest kept journey) sets the padded length; pass
     ``out``/``mask``/``lengths`` buffers to avoid allocating on a hot path.
@@ -177,6 +193,6 @@ def featurize(offsets: np.ndarray, channel: np.ndarray, timestamp: np.ndarray,
         raise ValueError(f"out must be [>= {n_journeys}, >= {longest}, {N_FEATURES}]")
     if mask.shape[0] < n_journeys or mask.shape[1] != out.shape[1]:
         raise ValueError("mask must be [journeys, steps] like out")
-    _featurize(offsets, channel, timestamp, interaction, cost, device,
-               category, ref_time, max_len, out, mask, lengths)
+    featurize_kernel(offsets, channel, timestamp, interaction, cost, device,
+                     category, ref_time, max_len, out, mask, lengths)
     return out[:n_journeys], mask[:n_journeys], lengths[:n_journeys]

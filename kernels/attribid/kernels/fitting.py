@@ -13,12 +13,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from attribid.kernels.config import jit
 from attribid.kernels.response import curve_value
 
 
-@njit(cache=True)
+@jit
 def _grid_posterior(kind, slope, grid, log_prior, a0, b0, x, y, dt, w, log_post, a, b):
     g_n = grid.shape[0]
     y_sum = 0.0

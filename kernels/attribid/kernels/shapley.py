@@ -19,20 +19,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from attribid.kernels.config import jit_nogil
 
 #: the largest channel count the bitmask game supports (2**16 set values)
 MAX_SET_CHANNELS = 16
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _pair_term(syn, ci, cj, gi, gj):
     if ci == cj:
         return 0.0
     return syn[ci, cj] * math.sqrt(gi * gj)
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _pairwise_game(offsets, channel, effect, strength, syn, base,
                    touch_phi, shapley, removal, p):
     for j in range(offsets.shape[0] - 1):
@@ -106,7 +107,7 @@ def pairwise_game(offsets: np.ndarray, channel: np.ndarray, effect: np.ndarray,
     return touch_phi, shapley, removal, p
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _oldest_to_drop(offsets, channel, effect, strength, syn, base, p_max, out):
     for j in range(offsets.shape[0] - 1):
         start = offsets[j]
@@ -144,7 +145,7 @@ def oldest_to_drop(offsets: np.ndarray, channel: np.ndarray, effect: np.ndarray,
     return out
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _set_shapley(mask, n_channels, value, out):
     # players = the bits of mask; weights |T|! (n-|T|-1)! / n! by subset size
     players = np.empty(n_channels, dtype=np.int64)
@@ -172,7 +173,7 @@ def _set_shapley(mask, n_channels, value, out):
                 out[c] += weight[size] * (value[sub | (1 << c)] - value[sub])
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _set_shapley_many(masks, n_channels, value, out):
     for r in range(masks.shape[0]):
         _set_shapley(masks[r], n_channels, value, out[r])
@@ -204,7 +205,7 @@ def set_shapley(masks: np.ndarray, value: np.ndarray, n_channels: int) -> np.nda
     return out
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _subset_sums(x):
     # zeta transform over bitmasks: after pass b, x[m] sums all m' that differ in bits <= b
     bit = 1

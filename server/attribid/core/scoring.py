@@ -12,9 +12,9 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from attribid.kernels.fallback import position_based_credit
-from attribid.kernels.credit import _shares_over_present
-from attribid.kernels.featurize import N_FEATURES, _featurize
-from attribid.models.onnx.served import Model
+from attribid.kernels.credit import shares_over_present_kernel
+from attribid.kernels.featurize import N_FEATURES, featurize_kernel
+from attribid.models.onnx.runtime import OnnxModel
 from attribid.core.validate import Journey
 
 
@@ -37,7 +37,7 @@ class Scored:
 class Scorer:
     """Featurize and run the network over a batch; build the fallback answer."""
 
-    def __init__(self, model: Model, max_batch: int, max_journey: int) -> None:
+    def __init__(self, model: OnnxModel, max_batch: int, max_journey: int) -> None:
         self.model = model
         self.channels = model.info.channels
         self.n_channels = len(self.channels)
@@ -61,15 +61,15 @@ class Scorer:
         channel = cat([j.channel for j in journeys])
         # Inputs were checked by the validator, so the kernel is called directly
         # (the public wrapper's checks cost more than the kernel at batch 1).
-        _featurize(offsets, channel, cat([j.timestamp for j in journeys]),
-                   cat([j.interaction for j in journeys]), cat([j.cost for j in journeys]),
-                   cat([j.device for j in journeys]),
-                   np.fromiter((j.category for j in journeys), np.int32, b),
-                   np.fromiter((j.ref_time for j in journeys), np.float64, b),
-                   self.max_len, features, mask, self._lengths)
+        featurize_kernel(offsets, channel, cat([j.timestamp for j in journeys]),
+                         cat([j.interaction for j in journeys]), cat([j.cost for j in journeys]),
+                         cat([j.device for j in journeys]),
+                         np.fromiter((j.category for j in journeys), np.int32, b),
+                         np.fromiter((j.ref_time for j in journeys), np.float64, b),
+                         self.max_len, features, mask, self._lengths)
         conversion, credit, _attention = self.model.run(features, mask)
         shares = np.empty(credit.shape, np.float64)
-        _shares_over_present(credit, offsets, channel, shares)
+        shares_over_present_kernel(credit, offsets, channel, shares)
         return [Scored(j, float(conversion[k]), shares[k]) for k, j in enumerate(journeys)]
 
     def fallback(self, journey: Journey, reason: str) -> Scored:

@@ -12,7 +12,7 @@ import numpy as np
 
 from attribid.models.errors import InvalidArgument
 from attribid.kernels import checks
-from attribid.kernels.checks import _first_invalid
+from attribid.kernels.checks import first_invalid_kernel
 from attribid.kernels.taxonomy import category_code
 from attribid.v1 import attribution_pb2 as pb
 
@@ -99,7 +99,7 @@ class RequestValidator:
         cost = np.fromiter((t.cost for t in touches), np.float64, n)
         device = np.fromiter((t.device for t in touches), np.int32, n)
         latest_ms = (ref_time + self.future_tolerance_s) * 1000.0
-        code, i = _first_invalid(ts_ms, cost, interaction, device, latest_ms, _MAX_DEVICE)
+        code, i = first_invalid_kernel(ts_ms, cost, interaction, device, latest_ms, _MAX_DEVICE)
         if code != checks.OK:
             field, message = _MESSAGES[code]
             raise InvalidArgument(f"journey[{i}].{field}",

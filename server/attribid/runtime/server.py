@@ -171,11 +171,11 @@ class AttribidServer:
 def _build_core(settings: Settings, metrics: Metrics) -> Core:
     """Load the model, build the pipeline, warm every kernel (runs in a thread)."""
     from attribid.models.campaign.book import CampaignBook
-    from attribid.models.onnx.served import Model, shipped_model_path
+    from attribid.models.onnx.runtime import OnnxModel, shipped_model_path
     from attribid.core.scoring import Scorer
     from attribid.core.service import ScoringService
 
-    model = Model(settings.model_path or shipped_model_path(), settings.intra_op_threads)
+    model = OnnxModel(settings.model_path or shipped_model_path(), settings.intra_op_threads)
     scorer = Scorer(model, settings.max_batch, settings.max_journey)
     scorer.warm(time.time())
     book = CampaignBook(model.info.channels, resolve_period_s=settings.resolve_period_s)

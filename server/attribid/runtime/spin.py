@@ -20,7 +20,7 @@ import os
 import threading
 import time
 
-from numba import njit
+from attribid.kernels.config import jit_nogil
 
 #: the spinners' thread name in /proc and top, so tools can leave their CPU time out
 THREAD_NAME = "attribid-spin"
@@ -31,7 +31,7 @@ _PR_SET_NAME = 15
 CHUNK_S = 0.02
 
 
-@njit(nogil=True, cache=True)
+@jit_nogil
 def _spin(n: int) -> float:
     # A dependent chain of multiply-adds the compiler cannot drop, since the
     # result is returned; it touches no memory, so it evicts nothing from cache.

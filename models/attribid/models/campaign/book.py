@@ -31,7 +31,7 @@ import numpy as np
 from attribid.models.errors import FailedPrecondition, InvalidArgument, NotFound
 from attribid.models.campaign import model as cm
 from attribid.kernels.allocation import Infeasible
-from attribid.kernels.bidding import _bids, pacing_multiplier
+from attribid.kernels.bidding import bids_kernel, pacing_multiplier
 
 HOUR = 3600.0
 DEFAULT_DAILY_BUDGET = 10_000.0
@@ -232,7 +232,7 @@ class CampaignBook:
         hot = self._hot.get(campaign_id)
         if hot is None:
             raise NotFound("campaign_id", f"unknown campaign {campaign_id!r}")
-        _bids(conversion_probability, credit, hot[0], hot[1], hot[2], out)
+        bids_kernel(conversion_probability, credit, hot[0], hot[1], hot[2], out)
 
     def step(self) -> int:
         """One pass of the background loop; returns how many campaigns were re-solved."""

@@ -40,8 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
+from attribid.kernels.config import jit_nogil
 from attribid.models.data.journeys import Journeys
 from attribid.kernels.shapley import oldest_to_drop, pairwise_game
 from attribid.kernels.taxonomy import (
@@ -165,7 +165,7 @@ class Truth:
     world: World = field(repr=False)
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _walk(offsets, u_start, u_step, start_cdf, trans_cdf, out):
     # channel sequence of each journey: a Markov chain on the pre-drawn uniforms
     for j in range(offsets.shape[0] - 1):
