@@ -196,7 +196,7 @@ class SteppedClock:
 def test_stop_hands_each_step_what_the_steps_before_it_left_of_one_grace(drain_s,
                                                                          left_for_batcher):
     clock = SteppedClock()
-    srv = InProcessServer(clock=clock).start()
+    srv = InProcessServer(clock=clock, metrics_port=-1).start()
     grpc_server, batcher = srv.server._server, srv.server.core.service.batcher
     given: dict[str, float] = {}
     grpc_stop, batcher_close = grpc_server.stop, batcher.close

@@ -100,7 +100,7 @@ def test_spinners_pinned_to_a_given_core_only():
 
 
 def test_a_server_with_spin_idle_runs_idle_spinners_answers_and_stops_them():
-    with InProcessServer(spin_idle=True) as srv:
+    with InProcessServer(spin_idle=True, metrics_port=-1) as srv:
         threads = spinner_threads()
         assert len(threads) == len(os.sched_getaffinity(0))
         assert all(settled(t)[0] == os.SCHED_IDLE for t in threads)
