@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from attribid.api.convert import score_input
+from attribid.core.types import RawJourney
 from attribid.runtime.server import _build_core
 from attribid.models.errors import LoadShed
 from attribid.runtime.metrics import Metrics
@@ -19,11 +21,11 @@ def core():
     return _build_core(Settings(), Metrics.create())
 
 
-def request(n: int = 4) -> pb.ScoreRequest:
+def request(n: int = 4) -> RawJourney:
     now = time.time()
-    return pb.ScoreRequest(request_id="r", journey=[
+    return score_input(pb.ScoreRequest(request_id="r", journey=[
         pb.Touchpoint(channel="search", timestamp_ms=int((now - 3600 + i) * 1000),
-                      interaction=pb.INTERACTION_CLICK, cost=0.5) for i in range(n)])
+                      interaction=pb.INTERACTION_CLICK, cost=0.5) for i in range(n)]))
 
 
 def service(core, **settings) -> ScoringService:
@@ -37,7 +39,7 @@ def test_reject_mode_refuses_unread_a_call_that_cannot_be_served_in_time(core):
         svc.start()
         try:
             with pytest.raises(LoadShed, match="before the deadline"):
-                await svc.score(pb.ScoreRequest(), 0.2)  # invalid, and refused before reading
+                await svc.score(score_input(pb.ScoreRequest()), 0.2)  # invalid, and refused before reading
             return await svc.score(request(), 5.0)
         finally:
             await svc.batcher.close(1.0)

@@ -1,14 +1,48 @@
-"""Protobuf <-> core objects, in one place, so the core never touches messages it returns."""
+"""Protobuf <-> core objects, in one place: the core neither reads nor builds a message.
+
+Requests become plain objects (a ``RawJourney``'s touchpoints become NumPy columns in one
+pass); the core validates them, so it is as safe when called without the API.
+"""
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
-from attribid.models.campaign.book import AllocationSnapshot, CampaignSpec, ChannelSpec, OutcomeRow
+import numpy as np
+
+from attribid.models.campaign.book import (CONFIGURED_FLIGHT_S, AllocationSnapshot, CampaignSpec,
+                                           ChannelSpec, OutcomeRow)
 from attribid.models.errors import InvalidArgument
 from attribid.core.scoring import Scored
+from attribid.core.types import RawJourney
 from attribid.v1 import attribution_pb2 as pb
 
-DEFAULT_FLIGHT_S = 86400.0
+
+_CHANNEL = attrgetter("channel")
+_TIMESTAMP_MS = attrgetter("timestamp_ms")
+_INTERACTION = attrgetter("interaction")
+_COST = attrgetter("cost")
+_DEVICE = attrgetter("device")
+
+
+def score_input(req: pb.ScoreRequest) -> RawJourney:
+    """A ScoreRequest as the core's RawJourney (validated by ``RequestValidator``)."""
+    # One pass creates the touchpoints' wrappers; the per-field passes below reuse them
+    # (iterating the repeated field itself would create them again for every field).
+    # map() with an attrgetter costs less per touchpoint than a generator expression.
+    touches = list(req.journey)
+    n = len(touches)
+    imp = req.impression
+    return RawJourney(
+        channel=list(map(_CHANNEL, touches)),
+        timestamp_ms=np.fromiter(map(_TIMESTAMP_MS, touches), np.int64, n),
+        interaction=np.fromiter(map(_INTERACTION, touches), np.int32, n),
+        cost=np.fromiter(map(_COST, touches), np.float64, n),
+        device=np.fromiter(map(_DEVICE, touches), np.int32, n),
+        request_id=req.request_id, campaign_id=req.campaign_id,
+        product_category=req.product_category, impression_channel=imp.channel,
+        floor_price=imp.floor_price, impression_timestamp_ms=imp.timestamp_ms,
+    )
 
 
 def score_response(scored: Scored, channels: tuple[str, ...], model_version: str) -> pb.ScoreResponse:
@@ -47,8 +81,9 @@ def _finite(value: float, field: str) -> float:
 
 
 def campaign_spec(req: pb.ConfigureCampaignRequest, now: float) -> CampaignSpec:
+    """The request in seconds, with the flight's defaults filled; the book checks the rest."""
     start = req.flight_start_ms / 1000.0 if req.flight_start_ms else now
-    end = req.flight_end_ms / 1000.0 if req.flight_end_ms else start + DEFAULT_FLIGHT_S
+    end = req.flight_end_ms / 1000.0 if req.flight_end_ms else start + CONFIGURED_FLIGHT_S
     if req.flight_start_ms < 0 or req.flight_end_ms < 0:
         raise InvalidArgument("flight_start_ms" if req.flight_start_ms < 0 else "flight_end_ms",
                               "must be >= 0")
@@ -72,13 +107,11 @@ def campaign_spec(req: pb.ConfigureCampaignRequest, now: float) -> CampaignSpec:
 
 
 def outcome_rows(req: pb.ReportOutcomesRequest) -> list[OutcomeRow]:
-    rows = []
-    for i, o in enumerate(req.outcomes):
-        values = {}
-        for name in ("spend", "conversions", "revenue", "impressions"):
-            v = getattr(o, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise InvalidArgument(f"outcomes[{i}].{name}", "must be finite and >= 0")
-            values[name] = v
-        rows.append(OutcomeRow(channel=o.channel, **values))
-    return rows
+    """The request's rows as they are; ``CampaignBook.report`` validates them."""
+    return [OutcomeRow(channel=o.channel, spend=o.spend, conversions=o.conversions,
+                       revenue=o.revenue, impressions=o.impressions) for o in req.outcomes]
+
+
+def period_end(req: pb.ReportOutcomesRequest) -> float | None:
+    """The report's period end in epoch seconds; None (= now) when unset."""
+    return req.period_end_ms / 1000.0 if req.period_end_ms else None

@@ -3,19 +3,47 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, NoReturn, Protocol, TypeVar
 
 import grpc
 
 from attribid.api import convert
+from attribid.api.status import Refusal
 from attribid.runtime import logs
-from attribid.models.errors import InvalidArgument, RequestError
+from attribid.models.errors import RequestError
 from attribid.runtime.metrics import Metrics
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
+if TYPE_CHECKING:  # the core is built after the server binds (attribid.runtime.server)
+    from attribid.core.service import ScoringService
+    from attribid.models.campaign.book import CampaignBook
+
 #: ScoreStream messages in flight per stream before reading pauses (backpressure)
 STREAM_WINDOW = 256
+WARMING_UP = "warming up: not serving yet"
+
+Reply = TypeVar("Reply")
+
+
+class Core(Protocol):
+    """What a call needs once the server is warm (``attribid.runtime.server.Core``)."""
+
+    @property
+    def service(self) -> ScoringService: ...
+    @property
+    def book(self) -> CampaignBook: ...
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+    @property
+    def model_version(self) -> str: ...
+
+
+class Serving(Protocol):
+    """The server as the servicer sees it: its core once warm, None while warming up."""
+
+    @property
+    def core(self) -> Core | None: ...
 
 
 class _Call:
@@ -41,10 +69,10 @@ class _Call:
 
 
 class AttributionServicer(pb_grpc.AttributionServicer):
-    """``core()`` returns the ready core (a ``attribid.runtime.server.Core``) or None while warming up."""
+    """Serves ``server.core``; answers UNAVAILABLE while it is None (warming up)."""
 
-    def __init__(self, core: Callable[[], object | None], metrics: Metrics, log_calls: bool) -> None:
-        self._core = core
+    def __init__(self, server: Serving, metrics: Metrics, log_calls: bool) -> None:
+        self._server = server
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
@@ -59,51 +87,60 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         if self._log_calls and code is grpc.StatusCode.OK:
             self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
 
+    def _refuse(self, call: _Call, method: str, exc: RequestError) -> Refusal:
+        """The one place a core error becomes a status: counted, logged unless shed."""
+        refusal = Refusal.of(exc)
+        call.code = refusal.code
+        if exc.logged:
+            self._log.warning("refused", extra={"method": method, "code": refusal.code.name,
+                                                "detail": refusal.message})
+        return refusal
+
     async def _fail(self, context: grpc.aio.ServicerContext, call: _Call, method: str,
-                    exc: BaseException) -> None:
+                    exc: Exception) -> NoReturn:
         if isinstance(exc, RequestError):
-            call.code = grpc.StatusCode[exc.status]
-            message = str(exc)
-            if exc.logged:
-                self._log.warning("refused", extra={"method": method, "code": call.code.name,
-                                                    "detail": message})
+            refusal = self._refuse(call, method, exc)
+            await context.abort(refusal.code, refusal.message, refusal.trailing_metadata())
         else:
             call.code = grpc.StatusCode.INTERNAL
-            message = f"internal error: {type(exc).__name__}"
             self._log.error("internal error", exc_info=exc, extra={"method": method})
-        await context.abort(call.code, message)
+            await context.abort(call.code, f"internal error: {type(exc).__name__}")
+        raise AssertionError("context.abort returns by raising")
 
-    def _ready(self, call: _Call):  # -> Core
-        core = self._core()
+    async def _ready(self, context: grpc.aio.ServicerContext, call: _Call) -> Core:
+        core = self._server.core
         if core is None:
             call.code = grpc.StatusCode.UNAVAILABLE
+            await context.abort(call.code, WARMING_UP)
+            raise AssertionError("context.abort returns by raising")
         return core
 
-    async def _unary(self, method: str, context: grpc.aio.ServicerContext, handler):
+    async def _unary(self, method: str, context: grpc.aio.ServicerContext,
+                     handler: Callable[[Core], Awaitable[Reply]]) -> Reply:
         with self._observe(method) as call:
-            core = self._ready(call)
-            if core is None:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "warming up: not serving yet")
+            core = await self._ready(context, call)
             try:
                 return await handler(core)
             except Exception as exc:
                 await self._fail(context, call, method, exc)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
-        async def handle(core) -> pb.ScoreResponse:
-            scored = await core.service.score(request, context.time_remaining())
+        async def handle(core: Core) -> pb.ScoreResponse:
+            service = core.service
+            # Admitted before the request is converted: a shed call costs no conversion.
+            admission = service.admit(context.time_remaining())
+            scored = await service.score_admitted(convert.score_input(request), admission)
             return convert.score_response(scored, core.channels, core.model_version)
         return await self._unary("Score", context, handle)
 
     async def ScoreStream(self, request_iterator: AsyncIterator[pb.ScoreRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ScoreResponse]:
         with self._observe("ScoreStream") as call:
-            core = self._ready(call)
-            if core is None:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "warming up: not serving yet")
+            core = await self._ready(context, call)
             # Messages are scored concurrently (so they can share batches) and
             # answered in order; the bounded queue applies backpressure.
-            pending: asyncio.Queue = asyncio.Queue(STREAM_WINDOW)
+            pending: asyncio.Queue[asyncio.Future[pb.ScoreResponse] | None] = asyncio.Queue(
+                STREAM_WINDOW)
 
             async def read() -> None:
                 async for request in request_iterator:
@@ -127,28 +164,22 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                     if task is not None:
                         task.cancel()
 
-    async def _score_one(self, core, request: pb.ScoreRequest) -> pb.ScoreResponse:
+    async def _score_one(self, core: Core, request: pb.ScoreRequest) -> pb.ScoreResponse:
         with self._observe("ScoreStream.message") as call:
             try:
-                scored = await core.service.score(request, None)
+                scored = await core.service.score_admitted(convert.score_input(request))
             except RequestError as exc:
-                call.code = grpc.StatusCode[exc.status]
-                if exc.logged:
-                    self._log.warning("refused", extra={"method": "ScoreStream",
-                                                        "code": exc.status, "detail": str(exc)})
+                refusal = self._refuse(call, "ScoreStream", exc)
                 return pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(
-                    code=call.code.value[0], message=str(exc)))
+                    code=refusal.code.value[0], message=refusal.message))
             return convert.score_response(scored, core.channels, core.model_version)
 
     async def ReportOutcomes(self, request: pb.ReportOutcomesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ReportOutcomesResponse:
-        async def handle(core) -> pb.ReportOutcomesResponse:
-            if not request.batch_id:
-                raise InvalidArgument("batch_id", "required (the idempotency key)")
-            rows = convert.outcome_rows(request)
-            period_end = request.period_end_ms / 1000.0 if request.period_end_ms else None
+        async def handle(core: Core) -> pb.ReportOutcomesResponse:
             duplicate, accepted, version = core.book.report(
-                request.campaign_id, request.batch_id, rows, period_end)
+                request.campaign_id, request.batch_id, convert.outcome_rows(request),
+                convert.period_end(request))
             if not duplicate:
                 self._metrics.outcomes.inc(accepted)
             return pb.ReportOutcomesResponse(duplicate=duplicate, accepted=accepted,
@@ -157,13 +188,13 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
     async def GetAllocation(self, request: pb.GetAllocationRequest,
                             context: grpc.aio.ServicerContext) -> pb.Allocation:
-        async def handle(core) -> pb.Allocation:
+        async def handle(core: Core) -> pb.Allocation:
             return convert.allocation_message(core.book.allocation(request.campaign_id))
         return await self._unary("GetAllocation", context, handle)
 
     async def ConfigureCampaign(self, request: pb.ConfigureCampaignRequest,
                                 context: grpc.aio.ServicerContext) -> pb.Allocation:
-        async def handle(core) -> pb.Allocation:
+        async def handle(core: Core) -> pb.Allocation:
             spec = convert.campaign_spec(request, time.time())
             return convert.allocation_message(core.book.configure(spec))
         return await self._unary("ConfigureCampaign", context, handle)

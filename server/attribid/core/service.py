@@ -1,12 +1,15 @@
-"""The Score core: validate -> (batch: featurize -> infer -> attribute) -> bid.
+"""The Score core: admit -> validate -> (batch: featurize -> infer -> attribute) -> bid.
 
 Admission lives here: a call whose deadline leaves no time for the network, or
 that arrives while the queue is full, is answered by the fallback (flagged) or
-refused, never left to time out. No gRPC here: callers pass the time left.
+refused, never left to time out. No gRPC here: callers pass the time left and a
+``RawJourney``; a transport admits a call before it converts the request, so a
+refusal costs no conversion.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
@@ -16,7 +19,8 @@ from attribid.models.errors import LoadShed, TooLate
 from attribid.runtime.metrics import Metrics
 from attribid.core.scoring import Bidder, Scored, Scorer
 from attribid.runtime.settings import Settings
-from attribid.v1 import attribution_pb2 as pb
+from attribid.kernels.taxonomy import CLICK
+from attribid.core.types import RawJourney
 from attribid.core.validate import RequestValidator
 
 
@@ -24,6 +28,18 @@ class CampaignLookup(Bidder, Protocol):
     """What Score needs of the campaigns: bids, and NOT_FOUND for an unknown campaign."""
 
     def allocation(self, campaign_id: str) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A call let in: when its result stops being useful, and whether the network can make it."""
+
+    expires_at: float  # monotonic seconds; inf = no deadline
+    late: bool         # the queue ahead cannot meet the deadline: answer with the fallback
+
+
+#: a call without a deadline (ScoreStream messages, in-process callers)
+UNHURRIED = Admission(float("inf"), False)
 
 
 class ScoringService:
@@ -54,27 +70,39 @@ class ScoringService:
     def warm(self) -> None:
         """Compile the validation kernels before the first call (the scorer warms its own)."""
         now = self._wallclock()
-        touches = [pb.Touchpoint(channel=self.scorer.channels[i % self.scorer.n_channels],
-                                 timestamp_ms=int((now - 3600 + i) * 1000),
-                                 interaction=pb.INTERACTION_CLICK, cost=0.1) for i in range(3)]
-        journey = self.validator.validate(pb.ScoreRequest(journey=touches), now)
+        channels = self.scorer.channels
+        raw = RawJourney.of([(channels[i % self.scorer.n_channels], int((now - 3600 + i) * 1000),
+                              CLICK, 0.1, 0) for i in range(3)])
+        journey = self.validator.validate(raw, now)
         self._bid(self.scorer.fallback(journey, "warm-up"))
 
-    async def score(self, request: pb.ScoreRequest, time_left: float | None) -> Scored:
-        """Score one request; ``time_left`` is the caller's remaining deadline in seconds."""
+    def admit(self, time_left: float | None) -> Admission:
+        """Let a call in or turn it away; ``time_left`` is its remaining deadline in seconds.
+
+        Raises TooLate when the deadline has passed, and LoadShed (``--shed-with reject``)
+        when inference cannot start in time.
+        """
         # Calls that cannot be served in time are turned away before any work on
         # them: past saturation a cheap refusal is what keeps admitted calls fast.
-        expires_at = float("inf")
-        late = False
-        if time_left is not None:
-            if time_left <= 0:
-                raise TooLate("", "deadline passed before scoring started")
-            expires_at = self._clock() + time_left - self._margin
-            late = self.batcher.expected_wait() > time_left - self._margin
-            if late and self._reject:
-                raise LoadShed("", "server overloaded: inference cannot start before the "
-                               "deadline")
-        journey = self.validator.validate(request, self._wallclock())
+        if time_left is None:
+            return UNHURRIED
+        if time_left <= 0:
+            raise TooLate("", "deadline passed before scoring started")
+        late = self.batcher.expected_wait() > time_left - self._margin
+        if late and self._reject:
+            raise LoadShed("", "server overloaded: inference cannot start before the "
+                           "deadline")
+        return Admission(self._clock() + time_left - self._margin, late)
+
+    async def score(self, raw: RawJourney, time_left: float | None) -> Scored:
+        """Admit and score one request; ``time_left`` is the caller's remaining deadline in s."""
+        return await self.score_admitted(raw, self.admit(time_left))
+
+    async def score_admitted(self, raw: RawJourney, admission: Admission = UNHURRIED) -> Scored:
+        """Score one request that ``admit`` let in."""
+        late = admission.late
+        expires_at = admission.expires_at
+        journey = self.validator.validate(raw, self._wallclock())
         self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
         scored: Scored | None = self.scorer.fallback(journey, "deadline") if late else None
         if scored is None:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from attribid.runtime import logs
 from attribid.campaigns.loop import run_allocation_loop
 from attribid.runtime.metrics import Metrics
+from attribid.api import reflection
 from attribid.api.servicer import AttributionServicer
 from attribid.runtime.settings import Settings
 from attribid.runtime.spin import IdleSpinners
@@ -78,11 +78,10 @@ class AttribidServer:
                         ("grpc.server.max_pending_requests_hard_limit", 4 * s.max_pending)]
         server = grpc.aio.server(options=options)
         pb_grpc.add_AttributionServicer_to_server(
-            AttributionServicer(lambda: self.core, self.metrics, s.log_calls), server)
+            AttributionServicer(self, self.metrics, s.log_calls), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), server)
+        reflection.enable(server, (SERVICE_NAME,
+                                   health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         try:

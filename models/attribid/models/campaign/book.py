@@ -34,8 +34,11 @@ from attribid.kernels.allocation import Infeasible
 from attribid.kernels.bidding import bids_kernel, pacing_multiplier
 
 HOUR = 3600.0
+#: the built-in campaign "": its daily budget and its flight from the book's creation
 DEFAULT_DAILY_BUDGET = 10_000.0
-DEFAULT_FLIGHT_S = 365 * 24 * HOUR
+DEFAULT_CAMPAIGN_FLIGHT_S = 365 * 24 * HOUR
+#: flight of a configured campaign that gives no end
+CONFIGURED_FLIGHT_S = cm.CONFIGURED_FLIGHT_S
 #: batch ids remembered per campaign for idempotency
 MAX_BATCH_IDS = 100_000
 #: weight of the newest report in the delivery average, and the range a report may move it in
@@ -133,8 +136,9 @@ class CampaignBook:
         #: campaign id -> hot tuple; a plain dict read on the hot path, entries swapped whole
         self._hot: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         now = clock()
-        self.configure(CampaignSpec("", DEFAULT_DAILY_BUDGET * DEFAULT_FLIGHT_S / (24 * HOUR), now,
-                                    now + DEFAULT_FLIGHT_S, 1.0, 0.0, 0.0, 0.0, (), 0.0, 0.0))
+        self.configure(CampaignSpec("", DEFAULT_DAILY_BUDGET * DEFAULT_CAMPAIGN_FLIGHT_S / (24 * HOUR),
+                                    now, now + DEFAULT_CAMPAIGN_FLIGHT_S, 1.0, 0.0, 0.0, 0.0, (), 0.0,
+                                    0.0))
 
     # -- configuration -------------------------------------------------------------------
     def warm(self) -> None:
@@ -173,9 +177,9 @@ class CampaignBook:
     def report(self, campaign_id: str, batch_id: str, rows: Sequence[OutcomeRow],
                period_end: float | None) -> tuple[bool, int, int]:
         """Add one batch of outcomes; returns (duplicate, accepted rows, allocation version)."""
-        camp = self._get(campaign_id)
         if not batch_id:
-            raise InvalidArgument("batch_id", "required (it makes a retried report safe)")
+            raise InvalidArgument("batch_id", "required (the idempotency key)")
+        camp = self._get(campaign_id)
         end = self._clock() if period_end is None else float(period_end)
         if not math.isfinite(end):
             raise InvalidArgument("period_end", "must be a finite time")

@@ -18,6 +18,8 @@ from attribid.kernels.allocation import Infeasible, Problem, solve
 from attribid.kernels.response import EXPONENTIAL, NONE, marginals, values
 
 HOUR = 3600.0
+#: flight of a configured campaign that gives no end (the proto's "0 = 24 hours after the start")
+CONFIGURED_FLIGHT_S = 24 * HOUR
 #: Table 6's pre-optimisation shares: the prior's optimum for a campaign over these channels
 TABLE6_PRE_SHARE: dict[str, float] = {
     "search": 0.325, "display": 0.287, "social": 0.184, "email": 0.083,
@@ -51,7 +53,7 @@ def validate_spec(spec: Any, index: Mapping[str, int], now: float) -> Any:
     if not math.isfinite(budget) or budget <= 0:
         raise InvalidArgument("budget", f"must be a finite number > 0, got {budget}")
     start = float(spec.flight_start) if spec.flight_start > 0 else now
-    end = float(spec.flight_end) if spec.flight_end > 0 else start + 24 * HOUR
+    end = float(spec.flight_end) if spec.flight_end > 0 else start + CONFIGURED_FLIGHT_S
     if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
         raise InvalidArgument("flight_end", "must be after flight_start")
     weights = [_finite_nonneg(f"objective.{k}", getattr(spec, f"weight_{k}"))
@@ -93,8 +95,22 @@ def type_channel(spec: Any) -> Any:
 
 
 def validate_rows(rows: Sequence[Any], index: Mapping[str, int], members: np.ndarray) -> np.ndarray:
-    """OutcomeRows as float64 [n, 5]: channel index, spend, conversions, revenue, impressions."""
+    """OutcomeRows as float64 [n, 5]: channel index, spend, conversions, revenue, impressions.
+
+    Every value is checked before any channel, so a row's bad number is named first.
+
+    >>> from attribid.models.campaign.book import OutcomeRow
+    >>> validate_rows([OutcomeRow("search", -1.0, 0, 0, 0)], {"search": 0}, np.array([0]))
+    Traceback (most recent call last):
+    attribid.models.errors.InvalidArgument: outcomes[0].spend: must be finite and >= 0
+    """
     out = np.empty((len(rows), 5))
+    for i, r in enumerate(rows):
+        for j, name in enumerate(("spend", "conversions", "revenue", "impressions"), start=1):
+            v = float(getattr(r, name))
+            if not (math.isfinite(v) and v >= 0):
+                raise InvalidArgument(f"outcomes[{i}].{name}", "must be finite and >= 0")
+            out[i, j] = v
     allowed = set(members.tolist())
     for i, r in enumerate(rows):
         ch = index.get(r.channel)
@@ -102,8 +118,6 @@ def validate_rows(rows: Sequence[Any], index: Mapping[str, int], members: np.nda
             raise InvalidArgument(f"outcomes[{i}].channel", f"{r.channel!r} is not a channel of "
                                   "this campaign")
         out[i, 0] = ch
-        for j, name in enumerate(("spend", "conversions", "revenue", "impressions"), start=1):
-            out[i, j] = _finite_nonneg(f"outcomes[{i}].{name}", getattr(r, name))
     return out
 
 
