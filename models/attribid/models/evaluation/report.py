@@ -80,7 +80,7 @@ def _setup(results: list[WorldResult], model: OnnxModel) -> list[str]:
              "simulated journeys mixed from all worlds (one model for every world, as shipped). "
              "`network (this world)`, when present: the same training on that world's "
              "journeys only, which is what `attribid train` on one market's data gives. "
-             "Evaluation journeys use a seed no model trained on. Worlds (models/simulate.py):",
+             "Evaluation journeys use a seed no model trained on. Worlds (models/attribid/models/simulation/simulate.py):",
              ""]
     rows = [[r.world.name, r.world.description, str(r.journeys), str(r.conversions)]
             for r in results]
