@@ -73,8 +73,11 @@ def test_markov_first_order_removal_effects_by_hand() -> None:
     # without a: P = 1/2 * 2/3 = 1/3 -> 1 - (1/3)/(1/2) = 1/3; without b: P = 0 -> 1.
     j = _journeys([[0, 1], [0], [1], [1]], [True, False, True, False], ("a", "b"))
     np.testing.assert_allclose(markov_removal_effects(j), [1 / 3, 1.0])
-    credit = attribute_journeys(j, "markov")
+    credit = attribute_journeys(j, "markov-per-journey")
     np.testing.assert_allclose(credit, [[0.25, 0.75], [0, 0], [0, 1], [0, 0]])
+    # the standard model: every conversion carries RE / sum(RE) = 1/4, 3/4
+    credit = attribute_journeys(j, "markov")
+    np.testing.assert_allclose(credit, [[0.25, 0.75], [0, 0], [0.25, 0.75], [0, 0]])
 
 
 def test_markov_second_order_sees_what_first_order_cannot() -> None:
@@ -193,6 +196,12 @@ def test_every_method_gives_rows_summing_to_one_on_simulated_journeys() -> None:
         credit = attribute_journeys(journeys, method)
         assert credit.shape == (3000, 7) and np.all(credit >= 0)
         np.testing.assert_allclose(credit.sum(1), journeys.converted.astype(float), atol=1e-9)
+        if method == "markov":
+            # the standard model is aggregate: every conversion carries the same shares
+            np.testing.assert_allclose(credit[journeys.converted],
+                                       np.broadcast_to(credit[journeys.converted][0],
+                                                       credit[journeys.converted].shape))
+            continue
         # credit only goes to channels the journey touched
         touched = np.zeros((3000, 7), bool)
         touched[np.repeat(np.arange(3000), journeys.lengths()), journeys.channel] = True
@@ -221,7 +230,10 @@ def test_attribute_command_json_and_csv(capsys: pytest.CaptureFixture[str]) -> N
                                     "affiliate": 0.5, "direct": 0.4, "tv": 0.0})
     assert main(["attribute", *files, "--method", "last-click", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "channel,credit" and "search,1.0" in lines and "direct,1.0" in lines
+    # channel and credit stay the first two columns; the report's figures follow
+    first_two = [",".join(line.split(",")[:2]) for line in lines]
+    assert first_two[0] == "channel,credit" and "search,1.0" in first_two
+    assert "direct,1.0" in first_two
 
 
 def test_attribute_command_reports_bad_input(tmp_path: Path,

@@ -15,7 +15,7 @@ from attribid.kernels.config import jit_nogil
 #: scan_fields status codes
 OK, QUOTED, FIELD_COUNT = 0, 1, 2
 
-_COMMA, _NEWLINE, _CR, _QUOTE, _SPACE, _TAB = 44, 10, 13, 34, 32, 9
+_NEWLINE, _CR, _QUOTE, _SPACE, _TAB = 10, 13, 34, 32, 9
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 #: exact powers of ten in float64 (10**22 is the largest)
@@ -23,7 +23,7 @@ _POW10 = np.array([10.0 ** k for k in range(23)])
 
 
 @jit_nogil
-def _scan_fields(buf, width, starts, ends):
+def _scan_fields(buf, width, sep, starts, ends):
     n = buf.shape[0]
     row = 0
     field = 0
@@ -32,7 +32,7 @@ def _scan_fields(buf, width, starts, ends):
         c = buf[i] if i < n else _NEWLINE        # a last line without its newline
         if c == _QUOTE:
             return row, QUOTED
-        if c != _COMMA and c != _NEWLINE:
+        if c != sep and c != _NEWLINE:
             continue
         e = i
         if c == _NEWLINE and e > s and buf[e - 1] == _CR:
@@ -60,8 +60,10 @@ def _scan_fields(buf, width, starts, ends):
     return row, OK
 
 
-def scan_fields(buf: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, int]:
+def scan_fields(buf: np.ndarray, width: int, sep: str = ",") -> tuple[np.ndarray, np.ndarray, int]:
     """Field spans of CSV body bytes: ``(starts [width, R], ends [width, R], status)``.
+
+    ``sep`` is the field delimiter, one ASCII character (``,`` ``;`` or a tab).
 
     Column-major, so each column's spans are contiguous.
 
@@ -75,10 +77,12 @@ def scan_fields(buf: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, in
     buf = np.ascontiguousarray(buf, dtype=np.uint8)
     if buf.ndim != 1 or width < 1:
         raise ValueError("buf must be 1-D uint8 and width >= 1")
+    if len(sep) != 1 or not sep.isascii() or sep in '"\r\n':
+        raise ValueError(f"sep must be one ASCII character other than a quote or newline, got {sep!r}")
     capacity = int(np.count_nonzero(buf == _NEWLINE)) + 1
     starts = np.empty((width, capacity), dtype=np.int64)
     ends = np.empty((width, capacity), dtype=np.int64)
-    rows, status = _scan_fields(buf, width, starts, ends)
+    rows, status = _scan_fields(buf, width, ord(sep), starts, ends)
     return starts[:, :rows], ends[:, :rows], int(status)
 
 

@@ -1,76 +1,188 @@
-"""credit conversions to channels with a chosen model
+"""credit conversions, revenue and spend to channels with one or more models
 
-``attribid attribute --touchpoints F --conversions F --method M [--model DIR]
-[--half-life H] [--order K] [--format json|csv]`` prints the conversions
-credited to each channel: JSON, an object from channel name to credit, or CSV
-``channel,credit``. The credits sum to the number of converting journeys that
-have a touchpoint at or before their conversion (a conversion with none cannot
-be credited to any channel and is not counted).
+``attribid attribute --touchpoints F --conversions F --method M[,M...|all]`` (or
+``--paths F`` for ChannelAttribution's aggregated paths) prints, per channel, the
+credited conversions, their share, the credited revenue (the conversions' value),
+the spend (the touchpoints' cost), ROAS and CPA, for each method side by side.
+
+``--format``: ``table`` (aligned, rounded; the default on a terminal), ``markdown``,
+``csv`` (unrounded; ``channel,credit,...``), ``report-json`` (the whole report) or
+``json`` (the default when stdout is not a terminal): an object from channel to
+credited conversions, or for several methods an object from method to such an
+object. The credits sum to the number of converting journeys that have a
+touchpoint at or before their conversion. Warnings about the input (conversions
+without touchpoints, journeys whose every touch follows the conversion, repeated
+rows) and progress go to stderr; ``--strict`` makes a warning exit 2.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 
-import orjson
+from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
+from attribid.models.attribution.channels import ALL_METHODS, TIMED
+from attribid.models.attribution.report import FORMATS, build_report, render
+from attribid.models.data.loader import (
+    TIME_UNITS, DataError, LoadedJourneys, read_journeys, read_paths,
+)
 
-from attribid.cli import BAD_INPUT, OK, CommandError, errors_as
-from attribid.models.attribution.channels import ALL_METHODS, channel_credit
-from attribid.models.data.loader import DataError, load_journeys
+#: flag -> (option name, methods it applies to)
+_METHOD_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "half_life": ("half_life_hours", ("time-decay",)),
+    "order": ("order", ("markov", "markov-per-journey")),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--touchpoints", required=True, help="touchpoints file (CSV or Parquet)")
-    parser.add_argument("--conversions", required=True, help="conversions file (CSV or Parquet)")
-    parser.add_argument("--method", required=True, choices=ALL_METHODS, help="attribution model")
+    add_input_arguments(parser)
+    parser.add_argument("--method", required=True,
+                        help=f"attribution model, a comma-separated list, or 'all': "
+                             f"{', '.join(ALL_METHODS)}")
     parser.add_argument("--model", default=None,
                         help="network model (a .onnx file or a directory holding attribid.onnx); "
                              "default: the shipped model")
     parser.add_argument("--half-life", type=float, default=None,
                         help="time-decay half-life in hours (default 168)")
-    parser.add_argument("--order", type=int, default=None, help="markov chain order (default 1)")
-    parser.add_argument("--format", choices=("json", "csv"), default="json",
-                        help="output format")
+    parser.add_argument("--order", type=int, default=None,
+                        help="markov chain order (default 1)")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="95 %% intervals from N resamples of the journeys (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="output format (default: table on a terminal, else json)")
 
 
-def options(args: argparse.Namespace) -> dict[str, float | int]:
-    """The method's options from the flags; a flag that does not apply to the method is refused.
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input flags `attribute` and `paths` share."""
+    parser.add_argument("--touchpoints", help="touchpoints file (CSV or Parquet)")
+    parser.add_argument("--conversions", help="conversions file (CSV or Parquet)")
+    parser.add_argument("--paths", default=None,
+                        help="aggregated paths instead (ChannelAttribution's format: path, "
+                             "total_conversions[, total_conversion_value][, total_null])")
+    parser.add_argument("--path-separator", default=">",
+                        help="channel separator within --paths' paths (default '>')")
+    parser.add_argument("--lookback", type=float, default=None, metavar="DAYS",
+                        help="touches more than DAYS before the conversion do not count "
+                             "(default: no window)")
+    parser.add_argument("--time-unit", choices=tuple(TIME_UNITS), default=None,
+                        help="unit of epoch timestamps (default: milliseconds from 1e11 up, "
+                             "else seconds)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 2 on any warning about the input")
 
-    >>> options(argparse.Namespace(method="markov", order=2, half_life=None, model=None))
-    {'order': 2}
+
+def load_input(args: argparse.Namespace) -> LoadedJourneys:
+    """The journeys the input flags name; warnings and notes to stderr.
+
+    Under ``--strict`` a warning is bad input (exit 2).
     """
-    chosen: dict[str, float | int] = {}
+    if args.paths is not None:
+        if args.touchpoints or args.conversions:
+            raise CommandError("--paths replaces --touchpoints and --conversions: give one or "
+                               "the other")
+        for flag, value in (("--lookback", args.lookback), ("--time-unit", args.time_unit)):
+            if value is not None:
+                raise CommandError(f"{flag} needs touch times: not available with --paths")
+        with errors_as(BAD_INPUT, DataError, OSError):
+            loaded = read_paths(args.paths, args.path_separator)
+    else:
+        if not (args.touchpoints and args.conversions):
+            raise CommandError("give --touchpoints and --conversions (or --paths)")
+        if args.lookback is not None and not args.lookback > 0:
+            raise CommandError(f"--lookback must be > 0 days, got {args.lookback}")
+        with errors_as(BAD_INPUT, DataError, OSError):
+            loaded = read_journeys(args.touchpoints, args.conversions, time_unit=args.time_unit,
+                                   lookback_days=args.lookback)
+    for issue in loaded.issues:
+        progress(f"attribid: {issue}")
+    warnings = [i for i in loaded.issues if i.warning]
+    if args.strict and warnings:
+        raise CommandError(f"--strict: {len(warnings)} warning(s) about the input, the first: "
+                           f"{warnings[0].message}")
+    return loaded
+
+
+def methods_of(text: str, timed: bool) -> list[str]:
+    """The methods a --method value names (``all``: every one the input allows).
+
+    >>> methods_of("linear, markov", True)
+    ['linear', 'markov']
+    >>> methods_of("all", False)[-2:]
+    ['markov-per-journey', 'shapley']
+    """
+    if text.strip() == "all":
+        return [m for m in ALL_METHODS if timed or m not in TIMED]
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in ALL_METHODS]
+    if unknown or not names:
+        raise CommandError(f"--method: unknown {unknown or [text]} (choose from "
+                           f"{', '.join(ALL_METHODS)}, or all)")
+    if not timed:
+        untimed = [m for m in names if m in TIMED]
+        if untimed:
+            raise CommandError(f"--method {', '.join(untimed)}: needs touch times and features, "
+                               "not available with --paths")
+    return list(dict.fromkeys(names))
+
+
+def method_options(args: argparse.Namespace, methods: list[str]) -> dict[str, dict[str, float | int]]:
+    """Each method's options from the flags; a flag that applies to none of them is refused.
+
+    >>> method_options(argparse.Namespace(order=2, half_life=None, model=None), ["markov", "linear"])
+    {'markov': {'order': 2}}
+    """
+    chosen: dict[str, dict[str, float | int]] = {}
     if args.half_life is not None:
-        if args.method != "time-decay":
+        if "time-decay" not in methods:
             raise CommandError("--half-life applies to --method time-decay only")
         if not args.half_life > 0:
             raise CommandError(f"--half-life must be > 0, got {args.half_life}")
-        chosen["half_life_hours"] = args.half_life
     if args.order is not None:
-        if args.method != "markov":
-            raise CommandError("--order applies to --method markov only")
+        if not {"markov", "markov-per-journey"} & set(methods):
+            raise CommandError("--order applies to --method markov only (markov-per-journey too)")
         if args.order < 1:
             raise CommandError(f"--order must be >= 1, got {args.order}")
-        chosen["order"] = args.order
-    if args.model is not None and args.method != "network":
+    for flag, (name, applies) in _METHOD_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            for m in methods:
+                if m in applies:
+                    chosen.setdefault(m, {})[name] = value
+    if args.model is not None and "network" not in methods:
         raise CommandError("--model applies to --method network only")
     return chosen
 
 
+def _network_fits(model: str | None, channels: tuple[str, ...]) -> str | None:
+    """Why the network cannot credit these channels (None: it can)."""
+    from attribid.models.onnx.runtime import load_model
+
+    known = {c.casefold() for c in load_model(model).channels}
+    unknown = [c for c in channels if c.casefold() not in known]
+    return f"channels {unknown} unknown to the model" if unknown else None
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, attribute, print; returns the exit code (bad input raises CommandError)."""
-    chosen = options(args)
-    with errors_as(BAD_INPUT, DataError, OSError):
-        journeys = load_journeys(args.touchpoints, args.conversions)
+    if args.bootstrap < 0:
+        raise CommandError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    timed_input = args.paths is None
+    methods = methods_of(args.method, timed_input)
+    chosen = method_options(args, methods)
+    loaded = load_input(args)
+    if args.method.strip() == "all" and "network" in methods:
+        with errors_as(BAD_INPUT, ValueError, OSError):
+            why = _network_fits(args.model, loaded.journeys.channels)
+        if why:
+            progress(f"attribid: note: network left out of 'all': {why}")
+            methods.remove("network")
+    inputs = ({"paths": args.paths} if args.paths else
+              {"touchpoints": args.touchpoints, "conversions": args.conversions})
     # the network refuses a model file it cannot use, or journeys with channels it does not know
     with errors_as(BAD_INPUT, ValueError, OSError):
-        totals = channel_credit(journeys, args.method, args.model, **chosen)
-    if args.format == "json":
-        sys.stdout.write(orjson.dumps(totals).decode() + "\n")
-    else:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(("channel", "credit"))
-        writer.writerows(totals.items())
+        report = build_report(loaded, methods, chosen, args.model, args.bootstrap, args.seed,
+                              args.lookback, inputs, log=progress)
+    fmt = args.format or ("table" if sys.stdout.isatty() else "json")
+    sys.stdout.write(render(report, fmt))
     sys.stdout.flush()
     return OK

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "train": "attribid.cli.train",
     "train-shipped": "attribid.cli.train_shipped",
     "attribute": "attribid.cli.attribute",
+    "paths": "attribid.cli.paths",
     "evaluate": "attribid.cli.evaluate",
     "allocate": "attribid.cli.allocate",
     "pareto": "attribid.cli.pareto",

@@ -35,10 +35,16 @@ def network_credit(journeys: Journeys, model_path: str | None = None,
     picked = to_model_channels(journeys.subset(rows), model)
     _, credit, _ = predict_journeys(model, picked, batch_size)
     # A channel of the data the model does not know never occurs here (checked above).
+    known = _model_codes(model)
     for c, name in enumerate(journeys.channels):
-        if name in model.channels:
-            out[rows, c] = credit[:, model.channels.index(name)]
+        if name.casefold() in known:
+            out[rows, c] = credit[:, known[name.casefold()]]
     return out
+
+
+def _model_codes(model: OnnxModel) -> dict[str, int]:
+    # channel names match whatever their case, as the loader reads them
+    return {name.casefold(): code for code, name in enumerate(model.channels)}
 
 
 def predict_journeys(model: OnnxModel, journeys: Journeys, batch_size: int = 512,
@@ -79,6 +85,8 @@ def predict_journeys(model: OnnxModel, journeys: Journeys, batch_size: int = 512
 def to_model_channels(journeys: Journeys, model: OnnxModel) -> Journeys:
     """The same journeys with channel codes re-numbered to the model's channel list.
 
+    Names match whatever their case (``Search`` is the model's ``search``).
+
     >>> from attribid.models.data.loader import load_journeys
     >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
     >>> model = load_model(None)
@@ -88,13 +96,14 @@ def to_model_channels(journeys: Journeys, model: OnnxModel) -> Journeys:
     """
     # Only channels that occur need to be known to the model.
     used = np.unique(journeys.channel)
-    unknown = [journeys.channels[c] for c in used if journeys.channels[c] not in model.channels]
+    known = _model_codes(model)
+    unknown = [journeys.channels[c] for c in used if journeys.channels[c].casefold() not in known]
     if unknown:
         raise ValueError(f"channel: {unknown} not among the model's channels "
                          f"{list(model.channels)} ({model.path})")
     code = np.full(len(journeys.channels), -1, dtype=np.int32)
     for c in used:
-        code[c] = model.channels.index(journeys.channels[c])
+        code[c] = known[journeys.channels[c].casefold()]
     return Journeys(
         ids=journeys.ids, offsets=journeys.offsets, channel=code[journeys.channel],
         timestamp=journeys.timestamp, interaction=journeys.interaction, cost=journeys.cost,

@@ -2,6 +2,8 @@
 
 Plain CSV (no quotes) is read by the Numba kernels of ``csvscan`` straight from
 bytes; quoted CSV goes through the ``csv`` module and Parquet through pyarrow.
+The delimiter is read off the header: ``,``, else ``;``, else a tab. A file with
+no row after its header is an error unless the caller allows it.
 Every reader offers the same columns: ``factor`` (a text column as codes in
 order of first appearance + its distinct values), ``numbers`` (decimal values
 and where the fast parse succeeded) and ``text`` (one raw value, for messages).
@@ -57,9 +59,11 @@ class Table:
     """The columns of one file; ``error`` names the file, line (or row) and column."""
 
     def __init__(self, path: str, header: Sequence[str], n_rows: int,
-                 line_of: Callable[[int], int], unit: str) -> None:
+                 line_of: Callable[[int], int], unit: str, sep: str = ",") -> None:
         self.path, self.header, self.n_rows = path, list(header), n_rows
         self.line_of, self.unit = line_of, unit
+        #: the field delimiter (``,`` for Parquet)
+        self.sep = sep
 
     def has(self, column: str) -> bool:
         return column in self.header
@@ -86,8 +90,8 @@ class ListTable(Table):
     """Columns held as lists of strings (or float arrays, from typed Parquet columns)."""
 
     def __init__(self, path: str, columns: dict[str, Sequence], n_rows: int,
-                 line_of: Callable[[int], int], unit: str) -> None:
-        super().__init__(path, list(columns), n_rows, line_of, unit)
+                 line_of: Callable[[int], int], unit: str, sep: str = ",") -> None:
+        super().__init__(path, list(columns), n_rows, line_of, unit, sep)
         self.columns = columns
 
     def factor(self, column: str) -> Factor:
@@ -120,8 +124,8 @@ class BytesTable(Table):
     """A plain CSV read as bytes: field spans from ``csvscan``, values decoded on demand."""
 
     def __init__(self, path: str, header: Sequence[str], body: bytes, starts: np.ndarray,
-                 ends: np.ndarray, line_of: Callable[[int], int]) -> None:
-        super().__init__(path, header, starts.shape[1], line_of, "line")
+                 ends: np.ndarray, line_of: Callable[[int], int], sep: str = ",") -> None:
+        super().__init__(path, header, starts.shape[1], line_of, "line", sep)
         self.body, self.buf = body, np.frombuffer(body, dtype=np.uint8)
         self.starts, self.ends = starts, ends
 
@@ -183,11 +187,23 @@ class BytesTable(Table):
         return joined.decode("utf-8", errors="replace").split("\n")
 
 
-def csv_line_of(path: str) -> Callable[[int], int]:
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: ``,`` if it has one, else ``;``, else a tab.
+
+    >>> sniff_delimiter("path;total_conversions"), sniff_delimiter("a,b;c")
+    (';', ',')
+    """
+    for sep in (",", ";", "\t"):
+        if sep in header:
+            return sep
+    return ","
+
+
+def csv_line_of(path: str, sep: str = ",") -> Callable[[int], int]:
     """row index (blank lines skipped) -> line number, by rescanning only when asked."""
     def line_of(row: int) -> int:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(fh, delimiter=sep)
             next(reader, None)
             seen = -1
             for record in reader:
@@ -207,14 +223,16 @@ def _read_bytes_csv(path: str, data: bytes) -> BytesTable | None:
     if not newline or b'"' in head:
         return None
     try:
-        header = [h.strip() for h in head.rstrip(b"\r").decode("utf-8").split(",")]
+        text = head.rstrip(b"\r").decode("utf-8")
     except UnicodeDecodeError:
         return None
+    sep = sniff_delimiter(text)
+    header = [h.strip() for h in text.split(sep)]
     body = data[len(head) + 1:]
-    starts, ends, status = scan_fields(np.frombuffer(body, dtype=np.uint8), len(header))
+    starts, ends, status = scan_fields(np.frombuffer(body, dtype=np.uint8), len(header), sep)
     if status != OK:
         return None
-    return BytesTable(path, header, body, starts, ends, csv_line_of(path))
+    return BytesTable(path, header, body, starts, ends, csv_line_of(path, sep), sep)
 
 
 def _read_text_csv(path: str, data: bytes) -> ListTable:
@@ -222,8 +240,9 @@ def _read_text_csv(path: str, data: bytes) -> ListTable:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(path, None, None, f"not UTF-8 text: {exc}") from None
-    line_of = csv_line_of(path)
-    reader = csv.reader(text.splitlines())
+    sep = sniff_delimiter(text.partition("\n")[0])
+    line_of = csv_line_of(path, sep)
+    reader = csv.reader(text.splitlines(), delimiter=sep)
     try:
         header = [h.strip() for h in next(reader)]
         records = [r for r in reader if r]
@@ -239,7 +258,7 @@ def _read_text_csv(path: str, data: bytes) -> ListTable:
         raise DataError(path, line_of(bad), None,
                         f"expected {width} fields, found {len(records[bad])}")
     data_cols = [list(col) for col in zip(*records)] if records else [[] for _ in header]
-    return ListTable(path, dict(zip(header, data_cols)), len(records), line_of, "line")
+    return ListTable(path, dict(zip(header, data_cols)), len(records), line_of, "line", sep)
 
 
 def _read_parquet(path: str) -> ListTable:
@@ -262,8 +281,11 @@ def _read_parquet(path: str) -> ListTable:
     return ListTable(path, columns, table.num_rows, lambda row: row + 1, "row")
 
 
-def read_table(path: str | os.PathLike, required: Sequence[str]) -> Table:
+def read_table(path: str | os.PathLike, required: Sequence[str],
+               allow_empty: bool = False) -> Table:
     """The file at ``path`` (CSV, or Parquet by its suffix) with ``required`` columns checked.
+
+    A file with no row after its header is an error unless ``allow_empty``.
 
     >>> t = read_table("tests/data/conversions.csv", ["journey_id", "value"])
     >>> t.n_rows, t.factor("journey_id").distinct
@@ -285,4 +307,7 @@ def read_table(path: str | os.PathLike, required: Sequence[str]) -> Table:
         if not table.has(name):
             raise DataError(path, unit_line, name,
                             f"missing column (header has {', '.join(table.header)})")
+    if table.n_rows == 0 and not allow_empty:
+        # an export that lost its rows would otherwise read as "no journeys, no credit"
+        raise DataError(path, None, None, "no rows after the header")
     return table
