@@ -1,9 +1,10 @@
 """score every attribution model against simulated ground truth
 
-``attribid evaluate [--journeys N --seed S --out docs/ --model PATH --world-models DIR]``
+``attribid evaluate [--journeys N --seed S --out DIR --model PATH --world-models DIR]``
 simulates each world with a seed the shipped model never trained on, scores
 the classic models and the network(s), and writes ``OUT/evaluation.md`` plus
-the PNG plots it references. ``--world-models DIR`` adds, per world, the
+the PNG plots it references (``OUT`` is ``runs/`` unless given: the committed
+report is regenerated with ``--out docs``, as its first line says). ``--world-models DIR`` adds, per world, the
 network in ``DIR/<world>/attribid.onnx`` (trained on that world only, as a user
 would train on their own journeys: ``attribid train-shipped --per-world DIR``).
 """
@@ -25,7 +26,9 @@ DEFAULTS = {"worlds": ",".join(WORLDS), "latency_repeats": 200, "fidelity_journe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journeys", type=int, default=20_000, help="journeys per world")
     parser.add_argument("--seed", type=int, default=2026, help="simulation seed")
-    parser.add_argument("--out", default="docs", help="directory for evaluation.md and PNGs")
+    parser.add_argument("--out", default="runs",
+                        help="directory for evaluation.md and PNGs (default runs; docs holds "
+                             "the committed report)")
     parser.add_argument("--model", default=None, help="network to score (default: shipped)")
     parser.add_argument("--world-models", default=None,
                         help="directory with <world>/attribid.onnx trained per world")

@@ -1,16 +1,17 @@
 """run the closed loop in a simulated market against baselines
 
-``attribid market-sim --seeds 30 --out docs`` runs every market against fixed and
-oracle allocations and writes ``docs/market.md`` (every market's table) and
-``docs/market_regret.png`` (attribid.models.simulation.market_report). All figures
-come from this command; intervals are 95 % t intervals over seeds.
+``attribid market-sim --seeds 30 [--out DIR]`` runs every market against fixed and
+oracle allocations and writes ``DIR/market.md`` (every market's table) and
+``DIR/market_regret.png`` (attribid.models.simulation.market_report). All figures
+come from this command; intervals are 95 % t intervals over seeds. ``DIR`` is
+``runs/`` unless given; ``--out docs`` regenerates the committed report.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from attribid.cli import OK, CommandError
+from attribid.cli import OK, CommandError, progress
 from attribid.models.simulation.market import MARKETS
 from attribid.models.simulation.market_report import write_market_report
 
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablation-seeds", type=int, default=10,
                         help="seeds per market for the exploration comparison (0 = skip)")
     parser.add_argument("--markets", default=",".join(MARKETS), help="comma-separated market names")
-    parser.add_argument("--out", default="docs", help="directory for market.md and market_regret.png")
+    parser.add_argument("--out", default="runs",
+                        help="directory for market.md and market_regret.png (default runs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
            f"--ablation-seeds {args.ablation_seeds} --markets {','.join(names)} --out {args.out}")
     out = Path(args.out)
     path = write_market_report(names, args.seeds, args.days, args.learn, args.ablation_seeds, out,
-                               cmd, log=lambda text: print(text, flush=True))
+                               cmd, log=lambda text: print(text, flush=True), steps=progress)
     print(f"wrote {path} and {out / 'market_regret.png'}")
     return OK

@@ -1,9 +1,10 @@
 """sweep objective weights and plot the Pareto front
 
-``attribid pareto --spec examples/allocation_spec.json --steps 12 --out docs`` writes
-``docs/pareto.png`` (the front in two projections, the sweep's hypervolume history and the KKT
-solver's convergence on the spec's own weights) and ``docs/pareto.md`` (the front's points):
-the paper's Figure 5.
+``attribid pareto --spec examples/allocation_spec.json --steps 12 [--out DIR]`` writes
+``DIR/pareto.png`` (the front in two projections, the sweep's hypervolume history and the KKT
+solver's convergence on the spec's own weights) and ``DIR/pareto.md`` (the front's points):
+the paper's Figure 5. ``DIR`` is ``runs/`` unless given; ``--out docs`` regenerates the
+committed report.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", required=True, help="allocation spec (JSON)")
     parser.add_argument("--steps", type=int, default=12, help="weight grid steps per objective")
     parser.add_argument("--grid", type=int, default=1000, help="DP grid steps for S-shaped curves")
-    parser.add_argument("--out", default="docs", help="directory for pareto.png and pareto.md")
+    parser.add_argument("--out", default="runs",
+                        help="directory for pareto.png and pareto.md (default runs)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from attribid.cli import OK, CommandError
+from attribid.cli import OK, CommandError, progress
 from attribid.models.simulation.files import write_simulation
 from attribid.models.simulation.simulate import WORLDS
 
@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.journeys < 1:
         raise CommandError(f"--journeys: must be >= 1, got {args.journeys}")
-    summary = write_simulation(WORLDS[args.world], args.journeys, args.seed, args.out)
+    summary = write_simulation(WORLDS[args.world], args.journeys, args.seed, args.out,
+                               log=progress)
     print(f"wrote {summary['journeys']} journeys ({summary['touchpoints']} touchpoints, "
           f"{summary['conversions']} conversions) of world {args.world!r} to {args.out}")
     return OK

@@ -14,7 +14,7 @@ import importlib.util
 import time
 
 from attribid.cli import BAD_INPUT, FAILED, OK, CommandError, errors_as, progress
-from attribid.models.data.loader import DataError, load_journeys
+from attribid.models.data.loader import DataError, read_journeys
 from attribid.models.network.config import TrainConfig
 
 
@@ -70,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
     """Load, train, export; returns the exit code (bad input raises CommandError)."""
     config = config_from_args(args)
     with errors_as(BAD_INPUT, DataError, OSError):
-        journeys = load_journeys(args.touchpoints, args.conversions)
+        loaded = read_journeys(args.touchpoints, args.conversions)
+    for issue in loaded.issues:
+        progress(f"attribid: {issue}")
+    journeys = loaded.journeys
     require_train_extra()
+    progress(f"read {journeys.n_journeys:,} journeys ({journeys.n_touchpoints:,} touchpoints, "
+             f"{int(journeys.converted.sum()):,} conversions); loading PyTorch")
     # imported here: PyTorch is needed only once the inputs are known to be good
     from attribid.models.network.export import build_metadata, export_model
     from attribid.models.network.train import train_network

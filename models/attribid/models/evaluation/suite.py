@@ -9,6 +9,7 @@ from typing import Callable
 from attribid.models.evaluation.evaluate import WorldResult, evaluate_world, serving_latency
 from attribid.models.evaluation.report import write_report
 from attribid.models.onnx.runtime import load_model
+from attribid.models.progress import bar
 from attribid.models.simulation.simulate import WORLDS, simulate
 
 #: the report's name for the network under test (by default the shipped one)
@@ -36,18 +37,21 @@ def run_evaluation(out: Path, command: str, worlds: list[str], n_journeys: int, 
     """
     started = time.monotonic()
     results: list[WorldResult] = []
-    for name in worlds:
+    for name in bar(worlds, total=len(worlds), desc="worlds", unit="world"):
         networks: dict[str, str | None] = {SHIPPED: model}
         if world_models:
             networks[PER_WORLD] = str(world_model(world_models, name))
+        log(f"{name}: {n_journeys:,} journeys, every model against the truth")
         t0 = time.monotonic()
         results.append(evaluate_world(WORLDS[name], n_journeys, seed, networks, fidelity_journeys))
         log(f"{name}: {time.monotonic() - t0:.0f} s")
     served = load_model(model)
     journeys, truth = simulate(WORLDS[worlds[0]], min(n_journeys, 5000), seed + 1)
     repeats = max(latency_repeats, 5)
+    log(f"serving latency: {repeats} calls at batch 1 and 64")
     latency = {"batch 1 (ms per call)": serving_latency(served, journeys, truth, 1, repeats),
                "batch 64 (ms per call)": serving_latency(served, journeys, truth, 64, repeats)}
     latency["batch 64 (ms per journey)"] = latency["batch 64 (ms per call)"] / 64
+    log(f"writing {out / 'evaluation.md'} and its plots")
     return write_report(out, command, results, served, latency, journeys, truth,
                         seconds=time.monotonic() - started, world_models=world_models)

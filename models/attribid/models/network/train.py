@@ -36,6 +36,7 @@ from attribid.models.network.distill import (
 from attribid.models.evaluation.metrics import auc, log_loss, row_agreement
 from attribid.models.network.architecture import AttributionNet, normalise_credit, parameter_count
 from attribid.models.network.config import TrainConfig
+from attribid.models.progress import bar
 
 Log = Callable[[str], None]
 
@@ -71,9 +72,12 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
     net = AttributionNet(len(journeys.channels))
     opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     labels = journeys.converted.astype(np.float32)
+    log(f"training on {train.size:,} journeys ({hold.size:,} held out): {config.epochs} "
+        f"conversion epochs, then up to {config.distill_epochs} credit epochs")
 
     for epoch in range(config.epochs):
-        loss = _run_epoch(net, opt, journeys, ref, labels, train, None, config, rng)
+        loss = _run_epoch(net, opt, journeys, ref, labels, train, None, config, rng,
+                          desc=f"conversion epoch {epoch + 1}/{config.epochs}")
         log(f"conversion epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}")
 
     distill_idx = _distill_sample(journeys, train, config.distill_journeys, rng)
@@ -82,8 +86,9 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
     targets = None
     if config.distill_epochs and distill_idx.size:
         t0 = time.monotonic()
+        log(f"teacher Shapley on {distill_idx.size} journeys (exact, 2**k network passes each)")
         targets = _teacher_targets(net, journeys, ref, distill_idx, baseline, config.max_len)
-        log(f"teacher Shapley on {distill_idx.size} journeys: {time.monotonic() - t0:.0f} s")
+        log(f"teacher Shapley done: {time.monotonic() - t0:.0f} s")
     # Stage 2 passes over the distilled journeys plus as many others; class weights keep
     # the conversion loss's base rate that of all training journeys.
     others = np.setdiff1d(train, distill_idx)
@@ -92,7 +97,8 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
     for epoch in range(config.distill_epochs if targets is not None else 0):
         # The distilled journeys add the credit loss; the empty journey learns the baseline.
         loss = _run_epoch(net, opt, journeys, ref, labels, stage2, targets, config, rng,
-                          baseline, weights)
+                          baseline, weights,
+                          desc=f"credit epoch {epoch + 1}/{config.distill_epochs}")
         log(f"credit epoch {epoch + 1}/{config.distill_epochs}: loss {loss:.4f}")
 
     net.eval()
@@ -198,13 +204,14 @@ def _run_epoch(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journe
                ref: np.ndarray, labels: np.ndarray, index: np.ndarray,
                targets: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
                rng: np.random.Generator, baseline: float | None = None,
-               weights: np.ndarray | None = None) -> float:
+               weights: np.ndarray | None = None, desc: str = "epoch") -> float:
     net.train()
     bce = torch.nn.BCEWithLogitsLoss()
     empty = (torch.zeros(1, 1, N_FEATURES), torch.zeros(1, 1))
     empty_target = torch.full((1,), float(baseline or 0.0))
     total, count = 0.0, 0
-    for batch in _length_batches(journeys.lengths()[index], config.batch_size, rng):
+    batches = _length_batches(journeys.lengths()[index], config.batch_size, rng)
+    for batch in bar(batches, total=len(batches), desc=desc, unit="step"):
         idx = index[batch]
         f, m = featurize_journeys(journeys.subset(idx), config.max_len, ref_time=ref[idx])
         f_t, m_t = torch.from_numpy(f), torch.from_numpy(m)

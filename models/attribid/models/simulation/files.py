@@ -13,18 +13,20 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from attribid.models.data.loader import write_journeys
+from attribid.models.progress import counter
 from attribid.models.simulation.simulate import World, simulate, true_channel_shares
 
 
-def write_simulation(world: World, n_journeys: int, seed: int, out: str | Path) -> dict[str, Any]:
+def write_simulation(world: World, n_journeys: int, seed: int, out: str | Path,
+                     log: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Simulate ``n_journeys`` of ``world`` and write the files into ``out`` (created if missing).
 
-    Returns the summary written to ``world.json``.
+    Returns the summary written to ``world.json``; ``log`` gets a line per step.
 
     >>> import tempfile
     >>> from attribid.models.simulation.simulate import WORLDS
@@ -34,16 +36,25 @@ def write_simulation(world: World, n_journeys: int, seed: int, out: str | Path) 
     (50, ['conversions.csv', 'touchpoints.csv'])
     """
     out = Path(out)
-    journeys, truth = simulate(world, n_journeys, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    write_journeys(journeys, out / "touchpoints.csv", out / "conversions.csv",
-                   extra_touchpoints=truth.after_conversion)
-    _write_truth(out / "truth.csv", journeys.ids, journeys.channels, truth.shapley, truth.removal)
-    with open(out / "truth_journeys.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(("journey_id", "p_true", "p_base", "reference_time"))
-        writer.writerows(zip(journeys.ids.tolist(), truth.p_true.tolist(),
-                             truth.p_base.tolist(), truth.reference_time.tolist()))
+    with counter(4, desc="simulate", unit="step") as steps:
+        log(f"simulating {n_journeys:,} journeys of world {world.name!r}")
+        journeys, truth = simulate(world, n_journeys, seed)
+        steps.update()
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"writing {out / 'touchpoints.csv'} and {out / 'conversions.csv'}")
+        write_journeys(journeys, out / "touchpoints.csv", out / "conversions.csv",
+                       extra_touchpoints=truth.after_conversion)
+        steps.update()
+        log(f"writing the true credit: {out / 'truth.csv'}, {out / 'truth_journeys.csv'}")
+        _write_truth(out / "truth.csv", journeys.ids, journeys.channels, truth.shapley,
+                     truth.removal)
+        steps.update()
+        with open(out / "truth_journeys.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(("journey_id", "p_true", "p_base", "reference_time"))
+            writer.writerows(zip(journeys.ids.tolist(), truth.p_true.tolist(),
+                                 truth.p_base.tolist(), truth.reference_time.tolist()))
+        steps.update()
     shares = true_channel_shares(journeys, truth)
     summary = {
         "world": dataclasses.asdict(world), "seed": seed,

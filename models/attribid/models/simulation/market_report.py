@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import t as student_t
 
+from attribid.models.progress import bar
 from attribid.models.simulation.market import (CHANNELS, MARKETS, STATIC_SHARE, STRATEGIES,
                                                TABLE6_POST_SHARE, SeedResult, pacing_day, run_seed)
 
@@ -17,10 +18,12 @@ PAPER_LIFT = 27.3
 
 
 def write_market_report(names: list[str], seeds: int, days: int, learn: int, ablation_seeds: int,
-                        out: Path, cmd: str, log: Callable[[str], None] = print) -> Path:
+                        out: Path, cmd: str, log: Callable[[str], None] = print,
+                        steps: Callable[[str], None] = lambda text: None) -> Path:
     """Run every market over ``seeds`` seeds, write ``out/market.md`` and
     ``out/market_regret.png``; returns the report's path. ``cmd`` is the command line that
-    made it (quoted in the report); ``log`` gets each market's tables as they are done.
+    made it (quoted in the report); ``log`` gets each market's tables as they are done,
+    ``steps`` a line as each stage starts.
     """
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"<!-- made by: {cmd} -->", "# The closed loop in simulated markets", "",
@@ -47,13 +50,19 @@ def write_market_report(names: list[str], seeds: int, days: int, learn: int, abl
              "split mostly measures how far that split is from the optimum.", ""]
     regrets = {}
     for name in names:
-        results = [run_seed(MARKETS[name], s, days=days, learn=learn) for s in range(seeds)]
+        steps(f"{name}: {seeds} seeds of {days} days")
+        results = [run_seed(MARKETS[name], s, days=days, learn=learn)
+                   for s in bar(range(seeds), total=seeds, desc=name, unit="seed")]
         text, regrets[name] = summarise(name, results, learn)
         lines += text
         log("\n".join(text))
+    steps(f"pacing within a day: {seeds} seeds, with and without pacing")
     lines += pacing_section(seeds)
     if ablation_seeds >= 2:
+        steps(f"exploration comparison: {len(names)} markets x 3 draw counts x "
+              f"{ablation_seeds} seeds")
         lines += ablation(names, ablation_seeds, days, learn)
+    steps(f"plotting {out / 'market_regret.png'}")
     plot(regrets, learn, out / "market_regret.png")
     (out / "market.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out / "market.md"
@@ -160,13 +169,15 @@ def ablation(names: list[str], seeds: int, days: int, learn: int) -> list[str]:
              f"Loop revenue as % of the per-day oracle's ({seeds} seeds per market, same draws).", "",
              "| market | draws per re-solve | after learning | after the shift |", "|---|---|---|---|"]
     a, o = STRATEGIES.index("adaptive"), STRATEGIES.index("oracle")
-    for name in names:
-        for draws, label in ((1, "1 (plain Thompson)"), (8, "8 averaged (default)"), (0, "0 (posterior mean)")):
-            rs = [run_seed(MARKETS[name], s, days=days, learn=learn, draws=draws) for s in range(seeds)]
-            rev = np.array([r.revenue for r in rs])
-            post = 100 * rev[:, a, learn:].sum(1) / rev[:, o, learn:].sum(1)
-            aft = 100 * rev[:, a, days // 2:].sum(1) / rev[:, o, days // 2:].sum(1)
-            lines.append(f"| {name} | {label} | {ci(post)} | {ci(aft)} |")
+    runs = [(name, draws, label) for name in names
+            for draws, label in ((1, "1 (plain Thompson)"), (8, "8 averaged (default)"),
+                                 (0, "0 (posterior mean)"))]
+    for name, draws, label in bar(runs, total=len(runs), desc="exploration", unit="set"):
+        rs = [run_seed(MARKETS[name], s, days=days, learn=learn, draws=draws) for s in range(seeds)]
+        rev = np.array([r.revenue for r in rs])
+        post = 100 * rev[:, a, learn:].sum(1) / rev[:, o, learn:].sum(1)
+        aft = 100 * rev[:, a, days // 2:].sum(1) / rev[:, o, days // 2:].sum(1)
+        lines.append(f"| {name} | {label} | {ci(post)} | {ci(aft)} |")
     return lines + [""]
 
 
