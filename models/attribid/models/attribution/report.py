@@ -231,8 +231,11 @@ def _side_by_side(report: Report, markdown: bool) -> list[str]:
     ]
     if report.spend is None:
         sections = sections[:2]
+    if report.bootstrap:
+        sections.insert(1, (f"Credited conversions, 95 % interval ({report.bootstrap} resamples)",
+                            lambda r: _interval((r.get("interval") or {}).get("conversions"), 1)))
     for title, cell in sections:
-        header = ["channel", *(["spend"] if title.startswith("Credited conv") and
+        header = ["channel", *(["spend"] if title == "Credited conversions (share)" and
                                report.spend is not None else []), *per]
         rows = []
         for k, name in enumerate(names):

@@ -504,7 +504,7 @@ def read_journeys(touchpoints_path: str | os.PathLike, conversions_path: str | o
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def read_paths(path: str | os.PathLike, sep: str = ">",
