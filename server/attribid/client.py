@@ -9,6 +9,11 @@
             impression={"channel": "display", "floor_price": 0.1})
         print(result.conversion_probability, result.credit, result.bid)
 
+TLS and tokens: ``Client(address, tls=True, root_certificates="ca.pem", token=TOKEN)``;
+``client_cert=``/``client_key=`` add a client certificate for mutual TLS. Certificates
+and keys are PEM, given as bytes or as a path; ``tls=True`` alone trusts the system's
+roots. The token goes in every call's ``authorization`` metadata as ``Bearer TOKEN``.
+
 Retries: only what is safe. Score is retried on UNAVAILABLE (nothing was
 scored) within the same overall deadline; ReportOutcomes also on
 DEADLINE_EXCEEDED, since its batch id makes a repeat harmless. Nothing is
@@ -17,11 +22,13 @@ retried on INVALID_ARGUMENT, RESOURCE_EXHAUSTED or other refusals.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence, cast
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, Union, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,6 +41,9 @@ _DEVICES = {"": pb.DEVICE_UNSPECIFIED, "unknown": pb.DEVICE_UNSPECIFIED, "deskto
             "mobile": pb.DEVICE_MOBILE, "tablet": pb.DEVICE_TABLET}
 _SCORE_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE})
 _REPORT_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+#: PEM data as bytes, or the path of a PEM file
+Pem = Union[bytes, str, "os.PathLike[str]"]
 
 
 @dataclass(frozen=True)
@@ -103,13 +113,50 @@ def outcomes_request(campaign_id: str, batch_id: str,
                   for ch, row in outcomes.items()])
 
 
+def _pem(value: Pem | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+def channel_credentials(tls: bool = False, root_certificates: Pem | None = None,
+                        client_cert: Pem | None = None,
+                        client_key: Pem | None = None) -> grpc.ChannelCredentials | None:
+    """TLS credentials for a channel, or None for plaintext (no TLS option given).
+
+    Any certificate option implies ``tls``; ``client_cert`` and ``client_key`` go together.
+
+    >>> channel_credentials() is None, channel_credentials(tls=True) is not None
+    (True, True)
+    """
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key: mutual TLS needs both")
+    if not tls and root_certificates is None and client_cert is None:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=_pem(root_certificates),
+                                        private_key=_pem(client_key),
+                                        certificate_chain=_pem(client_cert))
+
+
+def bearer(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The call metadata that carries ``token``; None without a token.
+
+    >>> bearer("t0k3n"), bearer(None)
+    ((('authorization', 'Bearer t0k3n'),), None)
+    """
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
 class _RetryPolicy:
     """What both clients share: the deadline, the retry budget and when to retry."""
 
-    def __init__(self, timeout: float, retries: int, backoff: float) -> None:
+    def __init__(self, timeout: float, retries: int, backoff: float,
+                 token: str | None = None) -> None:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        #: sent with every call: the bearer token, if any
+        self.metadata = bearer(token)
 
     def _deadline(self, timeout: float | None) -> float:
         return time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -124,13 +171,18 @@ class _RetryPolicy:
 
 
 class Client(_RetryPolicy):
-    """Blocking client. ``timeout`` is each call's overall deadline in seconds."""
+    """Blocking client. ``timeout`` is each call's overall deadline in seconds; TLS and
+    ``token`` as the module docstring says."""
 
     def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float = 0.1,
                  retries: int = 2, backoff: float = 0.002,
-                 options: Sequence[tuple[str, Any]] = ()) -> None:
-        super().__init__(timeout, retries, backoff)
-        self._channel = grpc.insecure_channel(address, options=list(options))
+                 options: Sequence[tuple[str, Any]] = (), tls: bool = False,
+                 root_certificates: Pem | None = None, client_cert: Pem | None = None,
+                 client_key: Pem | None = None, token: str | None = None) -> None:
+        super().__init__(timeout, retries, backoff, token)
+        credentials = channel_credentials(tls, root_certificates, client_cert, client_key)
+        self._channel = (grpc.insecure_channel(address, options=list(options)) if credentials is None
+                         else grpc.secure_channel(address, credentials, options=list(options)))
         self._stub = pb_grpc.AttributionStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -139,7 +191,8 @@ class Client(_RetryPolicy):
         attempt = 0
         while True:
             try:
-                return method(request, timeout=max(deadline - time.monotonic(), 1e-4))
+                return method(request, timeout=max(deadline - time.monotonic(), 1e-4),
+                              metadata=self.metadata)
             except grpc.RpcError as exc:
                 attempt += 1
                 pause = self._pause(exc.code(), attempt, deadline, retry_on)
@@ -174,7 +227,8 @@ class Client(_RetryPolicy):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                reply = self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                reply = self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0,
+                                           metadata=self.metadata)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
@@ -193,13 +247,18 @@ class Client(_RetryPolicy):
 
 
 class AsyncClient(_RetryPolicy):
-    """asyncio client with the same methods as Client, awaited."""
+    """asyncio client with the same methods and options as Client, awaited."""
 
     def __init__(self, address: str = "127.0.0.1:50051", *, timeout: float = 0.1,
                  retries: int = 2, backoff: float = 0.002,
-                 options: Sequence[tuple[str, Any]] = ()) -> None:
-        super().__init__(timeout, retries, backoff)
-        self._channel = grpc.aio.insecure_channel(address, options=list(options))
+                 options: Sequence[tuple[str, Any]] = (), tls: bool = False,
+                 root_certificates: Pem | None = None, client_cert: Pem | None = None,
+                 client_key: Pem | None = None, token: str | None = None) -> None:
+        super().__init__(timeout, retries, backoff, token)
+        credentials = channel_credentials(tls, root_certificates, client_cert, client_key)
+        self._channel = (
+            grpc.aio.insecure_channel(address, options=list(options)) if credentials is None
+            else grpc.aio.secure_channel(address, credentials, options=list(options)))
         self._stub = pb_grpc.AttributionStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -208,7 +267,8 @@ class AsyncClient(_RetryPolicy):
         attempt = 0
         while True:
             try:
-                return await method(request, timeout=max(deadline - time.monotonic(), 1e-4))
+                return await method(request, timeout=max(deadline - time.monotonic(), 1e-4),
+                                    metadata=self.metadata)
             except grpc.aio.AioRpcError as exc:
                 attempt += 1
                 pause = self._pause(exc.code(), attempt, deadline, retry_on)
@@ -227,7 +287,7 @@ class AsyncClient(_RetryPolicy):
 
     def score_stream(self, requests: Any, timeout: float | None = None) -> Any:
         """Bidirectional stream: ``async for reply in client.score_stream(iterable)``."""
-        return self._stub.ScoreStream(requests, timeout=timeout)
+        return self._stub.ScoreStream(requests, timeout=timeout, metadata=self.metadata)
 
     async def report_outcomes(self, campaign_id: str, batch_id: str,
                               outcomes: Mapping[str, Mapping[str, float]],
@@ -247,7 +307,8 @@ class AsyncClient(_RetryPolicy):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0,
+                                                 metadata=self.metadata)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:

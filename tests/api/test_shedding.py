@@ -29,7 +29,7 @@ def request(n: int = 4) -> RawJourney:
 
 
 def service(core, **settings) -> ScoringService:
-    return ScoringService(Settings(**settings), core.service.scorer, core.book, Metrics.create())
+    return ScoringService(Settings(**settings), core.service.scorer, core.books, Metrics.create())
 
 
 def test_reject_mode_refuses_unread_a_call_that_cannot_be_served_in_time(core):

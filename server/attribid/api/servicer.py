@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, NoReturn, 
 import grpc
 
 from attribid.api import convert
+from attribid.api.auth import OPEN_TENANT, AuthRefusal, TokenTable
 from attribid.api.status import Refusal
 from attribid.runtime import logs
 from attribid.models.errors import RequestError
@@ -17,7 +18,7 @@ from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:  # the core is built after the server binds (attribid.runtime.server)
     from attribid.core.service import ScoringService
-    from attribid.models.campaign.book import CampaignBook
+    from attribid.models.campaign.tenants import TenantBooks
 
 #: ScoreStream messages in flight per stream before reading pauses (backpressure)
 STREAM_WINDOW = 256
@@ -32,7 +33,7 @@ class Core(Protocol):
     @property
     def service(self) -> ScoringService: ...
     @property
-    def book(self) -> CampaignBook: ...
+    def books(self) -> TenantBooks: ...
     @property
     def channels(self) -> tuple[str, ...]: ...
     @property
@@ -71,8 +72,11 @@ class _Call:
 class AttributionServicer(pb_grpc.AttributionServicer):
     """Serves ``server.core``; answers UNAVAILABLE while it is None (warming up)."""
 
-    def __init__(self, server: Serving, metrics: Metrics, log_calls: bool) -> None:
+    def __init__(self, server: Serving, metrics: Metrics, log_calls: bool,
+                 tokens: TokenTable | None = None) -> None:
         self._server = server
+        #: None: no tokens, every caller is OPEN_TENANT
+        self._tokens = tokens
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
@@ -107,6 +111,20 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             await context.abort(call.code, f"internal error: {type(exc).__name__}")
         raise AssertionError("context.abort returns by raising")
 
+    async def _authorize(self, context: grpc.aio.ServicerContext, method: str) -> str:
+        """The caller's tenant, once its token allows ``method``; else the call is refused
+        (UNAUTHENTICATED or PERMISSION_DENIED), counted, and logged at most once a second."""
+        tokens = self._tokens
+        if tokens is None:
+            return OPEN_TENANT
+        try:
+            return tokens.check(context.invocation_metadata(), method).tenant
+        except AuthRefusal as refusal:
+            self._metrics.calls.labels(method, refusal.code.name).inc()
+            tokens.log_refusal(method, refusal, context.peer() or "")
+            await context.abort(refusal.code, refusal.message)
+            raise AssertionError("context.abort returns by raising")
+
     async def _ready(self, context: grpc.aio.ServicerContext, call: _Call) -> Core:
         core = self._server.core
         if core is None:
@@ -125,16 +143,19 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 await self._fail(context, call, method, exc)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        tenant = await self._authorize(context, "Score")
+
         async def handle(core: Core) -> pb.ScoreResponse:
             service = core.service
             # Admitted before the request is converted: a shed call costs no conversion.
             admission = service.admit(context.time_remaining())
-            scored = await service.score_admitted(convert.score_input(request), admission)
+            scored = await service.score_admitted(convert.score_input(request), admission, tenant)
             return convert.score_response(scored, core.channels, core.model_version)
         return await self._unary("Score", context, handle)
 
     async def ScoreStream(self, request_iterator: AsyncIterator[pb.ScoreRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ScoreResponse]:
+        tenant = await self._authorize(context, "ScoreStream")
         with self._observe("ScoreStream") as call:
             core = await self._ready(context, call)
             # Messages are scored concurrently (so they can share batches) and
@@ -144,7 +165,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
             async def read() -> None:
                 async for request in request_iterator:
-                    task = asyncio.ensure_future(self._score_one(core, request))
+                    task = asyncio.ensure_future(self._score_one(core, request, tenant))
                     await pending.put(task)
                 await pending.put(None)
 
@@ -164,10 +185,12 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                     if task is not None:
                         task.cancel()
 
-    async def _score_one(self, core: Core, request: pb.ScoreRequest) -> pb.ScoreResponse:
+    async def _score_one(self, core: Core, request: pb.ScoreRequest,
+                         tenant: str) -> pb.ScoreResponse:
         with self._observe("ScoreStream.message") as call:
             try:
-                scored = await core.service.score_admitted(convert.score_input(request))
+                scored = await core.service.score_admitted(convert.score_input(request),
+                                                           tenant=tenant)
             except RequestError as exc:
                 refusal = self._refuse(call, "ScoreStream", exc)
                 return pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(
@@ -176,8 +199,10 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
     async def ReportOutcomes(self, request: pb.ReportOutcomesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ReportOutcomesResponse:
+        tenant = await self._authorize(context, "ReportOutcomes")
+
         async def handle(core: Core) -> pb.ReportOutcomesResponse:
-            duplicate, accepted, version = core.book.report(
+            duplicate, accepted, version = core.books.of(tenant).report(
                 request.campaign_id, request.batch_id, convert.outcome_rows(request),
                 convert.period_end(request))
             if not duplicate:
@@ -188,13 +213,17 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
     async def GetAllocation(self, request: pb.GetAllocationRequest,
                             context: grpc.aio.ServicerContext) -> pb.Allocation:
+        tenant = await self._authorize(context, "GetAllocation")
+
         async def handle(core: Core) -> pb.Allocation:
-            return convert.allocation_message(core.book.allocation(request.campaign_id))
+            return convert.allocation_message(core.books.of(tenant).allocation(request.campaign_id))
         return await self._unary("GetAllocation", context, handle)
 
     async def ConfigureCampaign(self, request: pb.ConfigureCampaignRequest,
                                 context: grpc.aio.ServicerContext) -> pb.Allocation:
+        tenant = await self._authorize(context, "ConfigureCampaign")
+
         async def handle(core: Core) -> pb.Allocation:
             spec = convert.campaign_spec(request, time.time())
-            return convert.allocation_message(core.book.configure(spec))
+            return convert.allocation_message(core.books.of(tenant).configure(spec))
         return await self._unary("ConfigureCampaign", context, handle)

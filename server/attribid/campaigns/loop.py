@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the server binds before it pays for importing the kernels
     from attribid.models.campaign.book import CampaignBook
+    from attribid.models.campaign.tenants import TenantBooks
 
 
-async def run_allocation_loop(book: "CampaignBook") -> None:
+async def run_allocation_loop(book: "CampaignBook | TenantBooks") -> None:
     """Re-solve campaigns with enough new evidence (or any, once a period has passed)."""
     tick = min(book.resolve_period_s, 0.25)
     loop = asyncio.get_running_loop()

@@ -5,11 +5,14 @@ The file holds either a list of touchpoints or an object with ``journey`` and
 optional ``impression``, ``campaign_id``, ``product_category`` (see
 examples/journey.json). Touchpoint timestamps are epoch seconds or ISO-8601;
 ``--now`` shifts the journey so its last touch is ``--age`` seconds old.
+``--tls`` (or a certificate flag) connects over TLS; ``--token`` (or ``ATTRIBID_TOKEN``)
+sends a bearer token.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -30,6 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", action="store_true",
                         help="move the journey's times so it ends --age seconds before now")
     parser.add_argument("--age", type=float, default=600.0, help="with --now: age of the last touch (s)")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect over TLS (implied by the certificate flags)")
+    parser.add_argument("--root-certificates", type=Path, default=None,
+                        help="PEM file of the CAs to trust for the server (default: the system's)")
+    parser.add_argument("--client-cert", type=Path, default=None,
+                        help="PEM client certificate, for mutual TLS (with --client-key)")
+    parser.add_argument("--client-key", type=Path, default=None,
+                        help="PEM private key of --client-cert")
+    parser.add_argument("--token", default=None,
+                        help="bearer token to send (default: env ATTRIBID_TOKEN; the variable keeps "
+                             "it out of the process list)")
 
 
 def epoch_seconds(value: Any) -> float:
@@ -68,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.journey}: a touchpoint lacks {exc}") from None
     except (TypeError, ValueError) as exc:
         raise CommandError(f"{args.journey}: {exc}") from None
-    with Client(args.address, timeout=args.timeout) as client:
+    if (args.client_cert is None) != (args.client_key is None):
+        raise CommandError("--client-cert and --client-key: mutual TLS needs both")
+    pems = {}
+    for flag in ("root_certificates", "client_cert", "client_key"):
+        path = getattr(args, flag)
+        if path is not None:
+            with errors_as(BAD_INPUT, OSError, prefix=f"--{flag.replace('_', '-')}: {path}: "):
+                pems[flag] = path.read_bytes()
+    token = args.token if args.token is not None else os.environ.get("ATTRIBID_TOKEN") or None
+    with Client(args.address, timeout=args.timeout, tls=args.tls, token=token, **pems) as client:
         try:
             reply = client.score_message(request)
         except grpc.RpcError as exc:

@@ -15,6 +15,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from attribid.core.batcher import Batcher, Expired, Overloaded
+from attribid.models.campaign.tenants import OPEN_TENANT
 from attribid.models.errors import LoadShed, TooLate
 from attribid.runtime.metrics import Metrics
 from attribid.core.scoring import Bidder, Scored, Scorer
@@ -30,6 +31,12 @@ class CampaignLookup(Bidder, Protocol):
     def allocation(self, campaign_id: str) -> object: ...
 
 
+class Tenants(Protocol):
+    """Each tenant's campaigns (``attribid.models.campaign.tenants.TenantBooks``)."""
+
+    def of(self, tenant: str) -> CampaignLookup: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """A call let in: when its result stops being useful, and whether the network can make it."""
@@ -43,12 +50,12 @@ UNHURRIED = Admission(float("inf"), False)
 
 
 class ScoringService:
-    def __init__(self, settings: Settings, scorer: Scorer, book: CampaignLookup, metrics: Metrics,
+    def __init__(self, settings: Settings, scorer: Scorer, books: Tenants, metrics: Metrics,
                  clock: Callable[[], float] = time.monotonic,
                  wallclock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.scorer = scorer
-        self.book = book
+        self.books = books
         self.metrics = metrics
         self._clock = clock
         self._wallclock = wallclock
@@ -68,13 +75,14 @@ class ScoringService:
         self.batcher.start()
 
     def warm(self) -> None:
-        """Compile the validation kernels before the first call (the scorer warms its own)."""
+        """Compile the validation kernels before the first call (the scorer and the campaign
+        books warm their own)."""
         now = self._wallclock()
         channels = self.scorer.channels
         raw = RawJourney.of([(channels[i % self.scorer.n_channels], int((now - 3600 + i) * 1000),
                               CLICK, 0.1, 0) for i in range(3)])
         journey = self.validator.validate(raw, now)
-        self._bid(self.scorer.fallback(journey, "warm-up"))
+        self.scorer.fallback(journey, "warm-up")
 
     def admit(self, time_left: float | None) -> Admission:
         """Let a call in or turn it away; ``time_left`` is its remaining deadline in seconds.
@@ -94,16 +102,19 @@ class ScoringService:
                            "deadline")
         return Admission(self._clock() + time_left - self._margin, late)
 
-    async def score(self, raw: RawJourney, time_left: float | None) -> Scored:
+    async def score(self, raw: RawJourney, time_left: float | None,
+                    tenant: str = OPEN_TENANT) -> Scored:
         """Admit and score one request; ``time_left`` is the caller's remaining deadline in s."""
-        return await self.score_admitted(raw, self.admit(time_left))
+        return await self.score_admitted(raw, self.admit(time_left), tenant)
 
-    async def score_admitted(self, raw: RawJourney, admission: Admission = UNHURRIED) -> Scored:
-        """Score one request that ``admit`` let in."""
+    async def score_admitted(self, raw: RawJourney, admission: Admission = UNHURRIED,
+                             tenant: str = OPEN_TENANT) -> Scored:
+        """Score one request that ``admit`` let in, bidding from ``tenant``'s campaigns."""
+        book = self.books.of(tenant)
         late = admission.late
         expires_at = admission.expires_at
         journey = self.validator.validate(raw, self._wallclock())
-        self.book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
+        book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
         scored: Scored | None = self.scorer.fallback(journey, "deadline") if late else None
         if scored is None:
             try:
@@ -123,13 +134,13 @@ class ScoringService:
                     scored = self.scorer.fallback(journey, "deadline")
         if scored.fallback:
             self.metrics.fallbacks.labels(scored.reason).inc()
-        self._bid(scored)
+        self._bid(scored, book)
         return scored
 
-    def _bid(self, scored: Scored) -> None:
+    def _bid(self, scored: Scored, book: CampaignLookup) -> None:
         j = scored.journey
         bids = np.zeros(self.scorer.n_channels)
-        self.book.bids_into(j.campaign_id, scored.probability, scored.credit, bids)
+        book.bids_into(j.campaign_id, scored.probability, scored.credit, bids)
         scored.bids = bids
         if j.impression_channel >= 0:
             bid = float(bids[j.impression_channel])

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from attribid.runtime import logs
 from attribid.campaigns.loop import run_allocation_loop
 from attribid.runtime.metrics import Metrics
-from attribid.api import reflection
+from attribid.api import auth, reflection
 from attribid.api.servicer import AttributionServicer
 from attribid.runtime.settings import Settings
 from attribid.runtime.spin import IdleSpinners
@@ -29,7 +29,7 @@ from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:  # imported lazily at run time: the server binds before loading them
-    from attribid.models.campaign.book import CampaignBook
+    from attribid.models.campaign.tenants import TenantBooks
     from attribid.core.service import ScoringService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
@@ -40,7 +40,8 @@ class Core:
     """Everything a call needs once the server is warm."""
 
     service: "ScoringService"
-    book: "CampaignBook"
+    #: every tenant's campaigns (one tenant without tokens)
+    books: "TenantBooks"
     channels: tuple[str, ...]
     model_version: str
 
@@ -60,12 +61,20 @@ class AttribidServer:
         self._health = health.aio.HealthServicer()
         self._warm_task: asyncio.Task[None] | None = None
         self._book_task: asyncio.Task[None] | None = None
+        #: the token file's table (None = no tokens) and the task that re-reads it on change
+        self.tokens: auth.TokenTable | None = None
+        self._tokens_task: asyncio.Task[None] | None = None
         self._stop_metrics: Callable[[], None] | None = None
         self._spinners: IdleSpinners | None = None
         self._log = logs.get()
 
     async def start(self) -> None:
         s = self.settings
+        # Refused before anything binds: exposing the API unprotected, an unusable token
+        # file or certificate (StartupError, naming the setting).
+        auth.check_binding(s)
+        credentials = auth.server_credentials(s)
+        self.tokens = auth.TokenTable(s.auth_tokens) if s.auth_tokens else None
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
@@ -76,27 +85,37 @@ class AttribidServer:
             # the only refusal cheap enough to keep up with twice the calls we can serve.
             options += [("grpc.server.max_pending_requests", s.max_pending),
                         ("grpc.server.max_pending_requests_hard_limit", 4 * s.max_pending)]
-        server = grpc.aio.server(options=options)
+        # Health and reflection check tokens in an interceptor; Attribution methods themselves.
+        interceptors = None if self.tokens is None else [
+            auth.AuthInterceptor(self.tokens, self._count_refusal)]
+        server = grpc.aio.server(options=options, interceptors=interceptors)
         pb_grpc.add_AttributionServicer_to_server(
-            AttributionServicer(self, self.metrics, s.log_calls), server)
+            AttributionServicer(self, self.metrics, s.log_calls, self.tokens), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable(server, (SERVICE_NAME,
                                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
-            self.port = server.add_insecure_port(s.address)
+            self.port = (server.add_insecure_port(s.address) if credentials is None
+                         else server.add_secure_port(s.address, credentials))
         except RuntimeError:  # what grpc raises when the bind fails (older versions return 0)
             self.port = 0
         if self.port == 0:
             raise OSError(f"address: could not bind {s.address}")
         await server.start()
         self._server = server
+        if self.tokens is not None:
+            self._tokens_task = asyncio.get_running_loop().create_task(
+                self.tokens.watch(), name="attribid-tokens")
         if s.metrics_port >= 0:
             self.metrics_port, self._stop_metrics = self.metrics.serve(s.host, s.metrics_port)
         self._log.info("listening", extra={"address": f"{s.host}:{self.port}",
                                            "port": self.port, "metrics_port": self.metrics_port,
-                                           "pid": os.getpid()})
+                                           "pid": os.getpid(),
+                                           "tls": credentials is not None,
+                                           "mutual_tls": bool(s.tls_client_ca),
+                                           "tokens": self.tokens is not None})
         self._warm_task = asyncio.get_running_loop().create_task(self._warm(), name="attribid-warm")
 
     async def _warm(self) -> None:
@@ -109,7 +128,7 @@ class AttribidServer:
             spinners.start()
             self._spinners = spinners
         core.service.start()
-        self._book_task = loop.create_task(run_allocation_loop(core.book), name="attribid-allocation")
+        self._book_task = loop.create_task(run_allocation_loop(core.books), name="attribid-allocation")
         self.core = core
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -127,6 +146,9 @@ class AttribidServer:
         if self._warm_task is None:
             raise RuntimeError("start() first")
         await asyncio.shield(self._warm_task)
+
+    def _count_refusal(self, method: str, code: grpc.StatusCode) -> None:
+        self.metrics.calls.labels(method, code.name).inc()
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain and stop within ``grace`` seconds in all (default ``settings.grace_s``).
@@ -148,6 +170,9 @@ class AttribidServer:
         cancelled = 0
         if self.core is not None:
             cancelled = await self.core.service.batcher.close(timeout=remaining())
+        if self._tokens_task is not None:
+            self._tokens_task.cancel()
+            await asyncio.gather(self._tokens_task, return_exceptions=True)
         if self._book_task is not None:
             self._book_task.cancel()
             await asyncio.gather(self._book_task, return_exceptions=True)
@@ -169,7 +194,7 @@ class AttribidServer:
 
 def _build_core(settings: Settings, metrics: Metrics) -> Core:
     """Load the model, build the pipeline, warm every kernel (runs in a thread)."""
-    from attribid.models.campaign.book import CampaignBook
+    from attribid.models.campaign.tenants import TenantBooks
     from attribid.models.onnx.runtime import OnnxModel, shipped_model_path
     from attribid.core.scoring import Scorer
     from attribid.core.service import ScoringService
@@ -177,11 +202,12 @@ def _build_core(settings: Settings, metrics: Metrics) -> Core:
     model = OnnxModel(settings.model_path or shipped_model_path(), settings.intra_op_threads)
     scorer = Scorer(model, settings.max_batch, settings.max_journey)
     scorer.warm(time.time())
-    book = CampaignBook(model.info.channels, resolve_period_s=settings.resolve_period_s)
-    book.warm()
-    service = ScoringService(settings, scorer, book, metrics)
+    # One book per tenant, each with the same options (and so the same limits).
+    books = TenantBooks(model.info.channels, resolve_period_s=settings.resolve_period_s)
+    books.warm()
+    service = ScoringService(settings, scorer, books, metrics)
     service.warm()
-    return Core(service=service, book=book, channels=model.info.channels,
+    return Core(service=service, books=books, channels=model.info.channels,
                 model_version=model.info.version)
 
 
@@ -209,7 +235,7 @@ async def serve(settings: Settings) -> int:
     try:
         try:
             await server.start()
-        except OSError as exc:
+        except (OSError, auth.StartupError) as exc:
             log.error("cannot start", extra={"detail": str(exc)})
             return 1
         stopping = loop.create_task(stop.wait())
