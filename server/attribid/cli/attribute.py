@@ -13,6 +13,8 @@ object. The credits sum to the number of converting journeys that have a
 touchpoint at or before their conversion. Warnings about the input (conversions
 without touchpoints, journeys whose every touch follows the conversion, repeated
 rows) and progress go to stderr; ``--strict`` makes a warning exit 2.
+``--epsilon E`` (with ``--value-cap`` and ``--cost-cap``) releases the figures with
+E-differential privacy instead; the report states E and the noise.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import sys
 
 from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
 from attribid.models.attribution.channels import ALL_METHODS, TIMED
+from attribid.models.attribution.privacy import PRIVATE_METHODS, PrivacySpec
 from attribid.models.attribution.report import FORMATS, build_report, render
 from attribid.models.data.loader import (
     TIME_UNITS, DataError, LoadedJourneys, read_journeys, read_paths,
@@ -50,6 +53,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="output format (default: table on a terminal, else json)")
+    private = parser.add_argument_group(
+        "differential privacy", "release the figures with epsilon-differential privacy: "
+        "Laplace noise on per-channel sums, one journey added or removed "
+        "(attribid.models.attribution.privacy)")
+    private.add_argument("--epsilon", type=float, default=None,
+                         help="privacy budget of the whole report (default: exact figures)")
+    private.add_argument("--value-cap", type=float, default=None,
+                         help="conversion values are clipped to this (needed with --epsilon)")
+    private.add_argument("--cost-cap", type=float, default=None,
+                         help="each journey's touch costs are scaled to sum to at most this "
+                              "(needed with --epsilon, unless --paths)")
+    private.add_argument("--min-count", type=float, default=10.0,
+                         help="channels with fewer noisy conversions are withheld (default 10)")
+    private.add_argument("--noise-seed", type=int, default=None,
+                         help="seed of the noise, for tests only: whoever knows it can remove "
+                              "the noise (default: the OS's entropy)")
+
+
+def privacy_of(args: argparse.Namespace) -> PrivacySpec | None:
+    """The privacy flags as a spec (None without --epsilon); a flag alone is refused.
+
+    >>> privacy_of(argparse.Namespace(epsilon=None, value_cap=None, cost_cap=None,
+    ...                               min_count=10.0, noise_seed=None, paths=None)) is None
+    True
+    """
+    if args.epsilon is None:
+        for flag in ("value_cap", "cost_cap", "noise_seed"):
+            if getattr(args, flag) is not None:
+                raise CommandError(f"--{flag.replace('_', '-')} applies with --epsilon only")
+        return None
+    if args.value_cap is None:
+        raise CommandError("--epsilon needs --value-cap: the largest conversion value to count "
+                           "in full (fixed in advance, never read off the data)")
+    if args.cost_cap is None and args.paths is None:
+        raise CommandError("--epsilon needs --cost-cap: the most one journey's touches can "
+                           "add to spend")
+    try:
+        return PrivacySpec(args.epsilon, args.value_cap,
+                           args.cost_cap if args.cost_cap is not None else 1.0,
+                           args.min_count, args.noise_seed)
+    except ValueError as exc:
+        raise CommandError(f"--{str(exc).split(' must', 1)[0].replace(' ', '-')}: {exc}") from None
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +214,13 @@ def run(args: argparse.Namespace) -> int:
     timed_input = args.paths is None
     methods = methods_of(args.method, timed_input)
     chosen = method_options(args, methods)
+    privacy = privacy_of(args)
+    if privacy is not None:
+        if args.method.strip() == "all":
+            methods = [m for m in methods if m in PRIVATE_METHODS]
+        if args.bootstrap:
+            raise CommandError("--bootstrap does not go with --epsilon: a private report "
+                               "states its noise instead")
     loaded = load_input(args)
     if args.method.strip() == "all" and "network" in methods:
         with errors_as(BAD_INPUT, ValueError, OSError):
@@ -181,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     # the network refuses a model file it cannot use, or journeys with channels it does not know
     with errors_as(BAD_INPUT, ValueError, OSError):
         report = build_report(loaded, methods, chosen, args.model, args.bootstrap, args.seed,
-                              args.lookback, inputs, log=progress)
+                              args.lookback, inputs, log=progress, privacy=privacy)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     sys.stdout.write(render(report, fmt))
     sys.stdout.flush()

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "train-shipped": "attribid.cli.train_shipped",
     "attribute": "attribid.cli.attribute",
     "paths": "attribid.cli.paths",
+    "privacy": "attribid.cli.privacy",
     "evaluate": "attribid.cli.evaluate",
     "allocate": "attribid.cli.allocate",
     "pareto": "attribid.cli.pareto",

@@ -9,11 +9,13 @@ spend, ROAS and CPA, with bootstrap intervals when asked; and its renderings.
 - ROAS: credited revenue / spend; CPA: spend / credited conversions (undefined, shown
   as ``-`` or null, when the divisor is 0);
 - a 95 % interval: the 2.5th and 97.5th percentiles over ``bootstrap`` resamples of
-  the journeys (drawn with replacement, as many as there are), each refitted.
+  the journeys (drawn with replacement, as many as there are), each data-driven model
+  refitted on each resample (the network's weights stay as trained).
 
 Renderings: ``table`` (aligned, rounded), ``markdown``, ``csv`` (unrounded),
 ``report-json`` (everything) and ``json`` (channel -> credited conversions; for
-several methods, method -> that object).
+several methods, method -> that object). A private report (``privacy``) shows noisy
+figures, withholds small channels (null, ``<10``) and states its epsilon and noise.
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ import numpy as np
 import orjson
 
 from attribid.models.attribution.channels import DESCRIPTIONS, method_totals
+from attribid.models.attribution.classic import Totals
+from attribid.models.attribution.privacy import (
+    HALF_WIDTH_95, PrivacySpec, check_methods, clipped, clipped_spend, release,
+)
 from attribid.models.data.loader import LoadedJourneys
 from attribid.models.progress import bar
 
@@ -47,6 +53,8 @@ class MethodCredit:
     conversions_interval: np.ndarray | None = None
     revenue_interval: np.ndarray | None = None
     share_interval: np.ndarray | None = None
+    #: bool [C]: withheld from a private report (too few noisy conversions); None: none
+    suppressed: np.ndarray | None = None
 
     @property
     def share(self) -> np.ndarray:
@@ -73,14 +81,21 @@ class Report:
     bootstrap: int = 0
     seed: int = 0
     inputs: dict[str, str] = field(default_factory=dict)
+    #: what a differentially private report states (epsilon, caps, noise); None: exact
+    privacy: dict[str, Any] | None = None
 
 
 def build_report(loaded: LoadedJourneys, methods: Sequence[str],
                  options: dict[str, dict[str, float | int]] | None = None,
                  model: str | None = None, bootstrap: int = 0, seed: int = 0,
                  lookback_days: float | None = None, inputs: dict[str, str] | None = None,
-                 log: Callable[[str], None] = lambda text: None) -> Report:
+                 log: Callable[[str], None] = lambda text: None,
+                 privacy: PrivacySpec | None = None) -> Report:
     """Credit the loaded journeys by each method (options per method) into a Report.
+
+    With ``privacy``, the figures are released with differential privacy
+    (attribid.models.attribution.privacy): no bootstrap, and only methods whose credit
+    of a journey depends on that journey alone.
 
     >>> from attribid.models.data.loader import read_journeys
     >>> r = build_report(read_journeys("tests/data/touchpoints.csv",
@@ -90,6 +105,12 @@ def build_report(loaded: LoadedJourneys, methods: Sequence[str],
     """
     journeys, weight = loaded.journeys, loaded.weight
     options = options or {}
+    if privacy is not None:
+        check_methods(list(methods))
+        if bootstrap:
+            raise ValueError("bootstrap intervals would be read off the private data: "
+                             "a private report states its noise instead")
+        journeys = clipped(journeys, privacy)
     counted = journeys.converted & (journeys.lengths() > 0)
     w = np.ones(journeys.n_journeys) if weight is None else weight
     fits = {m: method_totals(journeys, m, model, **options.get(m, {})) for m in methods}
@@ -119,9 +140,29 @@ def build_report(loaded: LoadedJourneys, methods: Sequence[str],
                                     *intervals))
     issues = tuple(str(i) for i in loaded.issues)
     notes = tuple(i.message for i in loaded.issues if not i.warning)
+    if privacy is not None:
+        return _private(loaded, credits, privacy, lookback_days, inputs)
     return Report(journeys.channels, tuple(credits), loaded.spend, float(w.sum()),
                   float((w * counted).sum()), float((w * counted * journeys.value).sum()),
                   issues, notes, lookback_days, bootstrap, seed, dict(inputs or {}))
+
+
+def _private(loaded: LoadedJourneys, credits: list[MethodCredit], spec: PrivacySpec,
+             lookback_days: float | None, inputs: dict[str, str] | None) -> Report:
+    """The report with its figures released under ``spec``; no raw count left in it."""
+    journeys = loaded.journeys
+    spend = (clipped_spend(loaded.touch_costs, len(journeys.channels), spec.cost_cap)
+             if loaded.touch_costs is not None else None)
+    n = float(journeys.n_journeys if loaded.weight is None else loaded.weight.sum())
+    out = release({c.method: Totals(c.conversions, c.revenue) for c in credits}, spend, n, spec)
+    noisy = [MethodCredit(c.method, c.options, out.totals[c.method].conversions,
+                          out.totals[c.method].revenue, suppressed=out.suppressed[c.method])
+             for c in credits]
+    first = out.totals[credits[0].method]
+    # the data's warnings stay on stderr for whoever runs this: their counts are not private
+    return Report(journeys.channels, tuple(noisy), out.spend, out.journeys,
+                  float(first.conversions.sum()), float(first.revenue.sum()), (), (),
+                  lookback_days, 0, 0, dict(inputs or {}), out.document())
 
 
 def _ratio(a: float, b: float) -> float:
@@ -139,6 +180,10 @@ def _rows(report: Report, credit: MethodCredit) -> list[dict[str, Any]]:
             "share": float(credit.share[c]), "revenue": float(credit.revenue[c]), "spend": s,
             "roas": _ratio(float(credit.revenue[c]), s),
             "cpa": _ratio(s, float(credit.conversions[c]))}
+        if credit.suppressed is not None and credit.suppressed[c]:
+            # too few (noisy) conversions to show: only the total keeps them
+            row.update(conversions=math.nan, share=math.nan, revenue=math.nan, roas=math.nan,
+                       cpa=math.nan, suppressed=True)
         if credit.conversions_interval is not None:
             row["interval"] = {
                 "conversions": credit.conversions_interval[c].tolist(),
@@ -196,7 +241,22 @@ def _summary(report: Report) -> list[str]:
         parts.append(f"lookback {report.lookback_days:g} days")
     if report.bootstrap:
         parts.append(f"95 % intervals from {report.bootstrap} bootstrap resamples")
-    return ["; ".join(parts)]
+    lines = ["; ".join(parts)]
+    if report.privacy:
+        p = report.privacy
+        lines.append(
+            f"Differentially private: epsilon {p['epsilon']:g} (one journey added or removed); "
+            f"values clipped at {p['value_cap']:g}, each journey's costs at {p['cost_cap']:g}; "
+            f"noise within +-{p['noise_95']['conversions']:,.1f} conversions and "
+            f"+-{p['noise_95']['revenue']:,.2f} revenue per channel (95 %); channels under "
+            f"{p['min_count']:g} conversions withheld")
+    return lines
+
+
+def _conversions_cell(report: Report, row: dict[str, Any]) -> str:
+    if row.get("suppressed") and report.privacy:
+        return f"<{report.privacy['min_count']:g}"
+    return _fmt(row["conversions"], 1)
 
 
 def _single(report: Report, credit: MethodCredit, markdown: bool) -> list[str]:
@@ -207,7 +267,7 @@ def _single(report: Report, credit: MethodCredit, markdown: bool) -> list[str]:
         header[5:5] = ["95 % interval"]
     rows = []
     for r in _rows(report, credit):
-        cells = [r["channel"], _fmt(r["conversions"], 1), _fmt(r["share"], 1, True),
+        cells = [r["channel"], _conversions_cell(report, r), _fmt(r["share"], 1, True),
                  _fmt(r["revenue"], 2), _fmt(r["spend"], 2), _fmt(r["roas"], 2),
                  _fmt(r["cpa"], 2)]
         if boot:
@@ -224,7 +284,8 @@ def _side_by_side(report: Report, markdown: bool) -> list[str]:
     lines: list[str] = []
     sections: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("Credited conversions (share)",
-         lambda r: f"{_fmt(r['conversions'], 1)} ({_fmt(r['share'], 1, True)})"),
+         lambda r: (_conversions_cell(report, r) if r.get("suppressed") else
+                    f"{_fmt(r['conversions'], 1)} ({_fmt(r['share'], 1, True)})")),
         ("Credited revenue", lambda r: _fmt(r["revenue"], 2)),
         ("ROAS (credited revenue / spend)", lambda r: _fmt(r["roas"], 2)),
         ("CPA (spend / credited conversions)", lambda r: _fmt(r["cpa"], 2)),
@@ -326,7 +387,8 @@ def report_document(report: Report) -> dict[str, Any]:
         "lookback_days": report.lookback_days,
         "bootstrap": ({"resamples": report.bootstrap, "level": LEVEL, "seed": report.seed}
                       if report.bootstrap else None),
-        "channels": list(report.channels), "methods": methods, "issues": list(report.issues)}
+        "channels": list(report.channels), "methods": methods, "issues": list(report.issues),
+        "privacy": report.privacy}
     return _clean(doc)
 
 
@@ -339,7 +401,8 @@ def credit_document(report: Report) -> dict[str, Any]:
     >>> credit_document(r)["affiliate"]
     1.0
     """
-    per = {c.method: dict(zip(report.channels, c.conversions.tolist())) for c in report.methods}
+    per = {c.method: {r["channel"]: _clean(r["conversions"]) for r in _rows(report, c)[:-1]}
+           for c in report.methods}
     return per[report.methods[0].method] if len(per) == 1 else per
 
 

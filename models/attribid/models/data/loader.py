@@ -100,6 +100,9 @@ class LoadedJourneys:
     issues: tuple[DataIssue, ...]
     #: True when every touch has a time (not so for aggregated paths)
     timed: bool = True
+    #: every touchpoint row's (journey number, channel code, cost), repeats left out: what
+    #: ``spend`` sums, kept per journey so that a private report can bound each journey's part
+    touch_costs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _parse_one_time(text: str) -> float:
@@ -500,7 +503,8 @@ def read_journeys(touchpoints_path: str | os.PathLike, conversions_path: str | o
         device=device[rows], category=category,
         converted=~np.isnan(conversion_time[alive]), conversion_time=conversion_time[alive],
         value=value[alive], channels=order)
-    return LoadedJourneys(journeys, None, spend, tuple(issues))
+    return LoadedJourneys(journeys, None, spend, tuple(issues), True,
+                          (journey[~repeated], channel[~repeated], cost[~repeated]))
 
 
 def _count(n: int, noun: str) -> str:
