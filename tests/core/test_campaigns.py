@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import re
+from typing import Iterator
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from attribid.campaigns.loop import run_allocation_loop
 from attribid.models.campaign.book import CampaignBook, CampaignSpec, ChannelSpec, OutcomeRow
@@ -218,3 +222,182 @@ def test_background_loop_resolves_and_cancels() -> None:
         return book.allocation("c1").version
 
     assert asyncio.run(main()) == 2
+
+
+# ---------------------------------------------------------------- a re-solve that fails
+
+@pytest.fixture
+def failing_c2(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Re-solves of campaign c2 raise while ``switch[0]`` is True (the others solve as usual)."""
+    from attribid.models.campaign import model as cm
+
+    switch = [False]
+    solve = cm.CampaignModel.solve
+
+    def sometimes(self: cm.CampaignModel, *args: object, **kw: object) -> cm.Solution:
+        if switch[0] and self.spec.campaign_id == "c2":
+            raise RuntimeError("curve fit diverged")
+        return solve(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cm.CampaignModel, "solve", sometimes)
+    return switch
+
+
+def two_campaigns(clock: Clock, failing: list[bool], **kw: object) -> CampaignBook:
+    """Campaigns c1 and c2, configured; from then on c2's solves fail."""
+    book = CampaignBook(CHANNELS, clock=clock, min_new_evidence=1, **kw)  # type: ignore[arg-type]
+    book.configure(spec())
+    book.configure(spec(campaign_id="c2"))
+    failing[0] = True
+    return book
+
+
+@pytest.fixture
+def records() -> Iterator[list[logging.LogRecord]]:
+    """The attribid logger's records (info and up) while the test runs."""
+    from attribid.runtime import logs
+
+    lines: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lines.append  # type: ignore[method-assign]
+    logger = logs.get()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def report_both(book: CampaignBook, batch: str) -> None:
+    for cid in ("c1", "c2"):
+        book.report(cid, batch, [OutcomeRow("search", 100.0, 3.0, 240.0, 0.0)], None)
+
+
+def test_a_failing_campaign_goes_stale_the_others_go_on_and_it_recovers(
+        failing_c2: list[bool]) -> None:
+    clock = Clock(1.7e9 + DAY)
+    book = two_campaigns(clock, failing_c2, resolve_period_s=60.0)
+    report_both(book, "a")
+    failures: list[tuple[str, str, bool]] = []
+    recovered: list[str] = []
+
+    def step() -> int:
+        return book.step(on_failure=lambda c, exc, first: failures.append((c, str(exc), first)),
+                         on_recovery=recovered.append)
+
+    assert step() == 1  # c1 re-solved, c2 failed: the step itself did not raise
+    assert book.allocation("c1").version == 2 and not book.allocation("c1").stale
+    stale = book.allocation("c2")
+    assert stale.stale and stale.version == 1
+    assert stale.stale_reason == "RuntimeError: curve fit diverged"
+    assert failures == [("c2", "curve fit diverged", True)]
+    out = np.zeros(7)
+    book.bids_into("c2", 0.1, np.full(7, 1 / 7), out)  # the stale allocation still bids
+    assert out[0] > 0
+    assert step() == 0 and len(failures) == 1  # not retried before a re-solve period
+    clock.t += 61.0
+    assert step() == 0 and failures[-1] == ("c2", "curve fit diverged", False)  # retried
+    failing_c2[0] = False
+    clock.t += 61.0
+    assert step() == 1 and recovered == ["c2"]
+    snap = book.allocation("c2")
+    assert not snap.stale and snap.stale_reason == "" and snap.version == 2
+
+
+def test_the_loop_survives_a_failing_campaign_logs_it_once_and_counts_each_failure(
+        failing_c2: list[bool], records: list[logging.LogRecord]) -> None:
+    from attribid.runtime.metrics import Metrics
+
+    clock = Clock(1.7e9 + DAY)
+    book = two_campaigns(clock, failing_c2, resolve_period_s=0.0)
+    metrics = Metrics.create()
+
+    async def main() -> None:
+        task = asyncio.create_task(run_allocation_loop(book, metrics))
+        try:
+            for n in range(1, 6):  # c1 keeps re-solving while c2 keeps failing
+                report_both(book, f"b{n}")
+                for _ in range(200):
+                    await asyncio.sleep(0.01)
+                    if book.allocation("c1").version > n:
+                        break
+            failing_c2[0] = False
+            report_both(book, "after")
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if not book.allocation("c2").stale and book.allocation("c2").version > 1:
+                    break
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    lines = records
+    assert book.allocation("c1").version >= 6
+    assert book.allocation("c2").version == 2 and not book.allocation("c2").stale
+    failed = [r for r in lines if r.getMessage() == "re-solve failed; allocation stale"]
+    assert len(failed) == 1 and failed[0].campaign_id == "'c2'"  # type: ignore[attr-defined]
+    assert failed[0].exc_info is not None  # an unexpected error: its traceback is logged
+    assert [r.campaign_id for r in lines  # type: ignore[attr-defined]
+            if r.getMessage() == "re-solve recovered"] == ["'c2'"]
+    exported = generate_latest(metrics.registry).decode()
+    failures = re.search(r'^attribid_resolve_failures_total\{campaign="c2"\} (\S+)$', exported, re.M)
+    assert failures is not None and float(failures.group(1)) >= 2
+    assert 'campaign="c1"' not in exported
+
+
+class CrashingBook(CampaignBook):
+    """A book whose first ``crashes`` passes raise, and whose period cannot be read once."""
+
+    def __init__(self, *args: object, crashes: int, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.crashes = crashes
+        self.period_reads = 0
+
+    @property  # type: ignore[override]
+    def resolve_period_s(self) -> float:
+        self.period_reads += 1
+        if self.period_reads == 1:
+            raise RuntimeError("period unreadable")  # ends the loop's body: it restarts
+        return 0.01
+
+    @resolve_period_s.setter
+    def resolve_period_s(self, value: float) -> None:
+        pass
+
+    def step(self, **kw: object) -> int:  # type: ignore[override]
+        if self.crashes > 0:
+            self.crashes -= 1
+            raise RuntimeError("pass crashed")
+        return super().step(**kw)  # type: ignore[arg-type]
+
+
+def test_the_loop_restarts_after_a_crash_and_goes_on_after_failed_passes(
+        records: list[logging.LogRecord]) -> None:
+    from attribid.runtime.metrics import Metrics
+
+    book = CrashingBook(CHANNELS, clock=Clock(1.7e9 + DAY), min_new_evidence=1, crashes=3)
+    book.configure(spec())
+    book.report("c1", "a", [OutcomeRow("search", 100.0, 3.0, 240.0, 0.0)], None)
+    metrics = Metrics.create()
+
+    async def main() -> None:
+        task = asyncio.create_task(run_allocation_loop(book, metrics, restart_delay_s=0.01))
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if book.allocation("c1").version > 1:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    events = [r.getMessage() for r in records]
+    assert book.allocation("c1").version == 2  # re-solved in the end
+    assert events.count("allocation loop ended unexpectedly; restarting") == 1
+    assert events.count("allocation pass failed") == 1  # three failed passes, logged once
+    assert events.count("allocation pass recovered") == 1
+    exported = generate_latest(metrics.registry).decode()
+    assert "attribid_allocation_loop_errors_total 4.0" in exported  # a restart, 3 failed passes

@@ -34,6 +34,10 @@ class Reference:
     fallbacks: Counter
     queue_depth: Gauge
     outcomes: Counter
+    undecodable: Counter
+    refusals: Counter
+    resolve_failures: Counter
+    loop_errors: Counter
 
     @classmethod
     def create(cls) -> "Reference":
@@ -53,6 +57,17 @@ class Reference:
                               ["reason"], registry=r),
             queue_depth=Gauge("attribid_queue_depth", "calls waiting for inference", registry=r),
             outcomes=Counter("attribid_outcome_rows", "outcome rows counted", registry=r),
+            undecodable=Counter("attribid_undecodable_requests",
+                                "requests whose bytes are not a valid message", ["method"],
+                                registry=r),
+            refusals=Counter("attribid_refusals", "refused calls by method and status code, "
+                             "logged or not", ["method", "code"], registry=r),
+            resolve_failures=Counter("attribid_resolve_failures",
+                                     "failed campaign re-solves (the allocation is stale)",
+                                     ["campaign"], registry=r),
+            loop_errors=Counter("attribid_allocation_loop_errors",
+                                "allocation passes that failed whole, and loop restarts",
+                                registry=r),
         )
 
 
@@ -98,6 +113,10 @@ def apply_updates(m: Any, rng: random.Random) -> None:
             m.queue_depth.set(rng.randrange(0, 50))
         if i % 11 == 0:
             m.outcomes.inc(rng.randrange(0, 30))
+        if i % 13 == 0:
+            m.refusals.labels(method, rng.choice(codes)).inc()
+            m.resolve_failures.labels(rng.choice(["", "c1", "ünïcode"])).inc()
+            m.loop_errors.inc()
     m.calls.labels("Score", "OK").inc(2.5)  # a fractional amount keeps float sums comparable
 
 

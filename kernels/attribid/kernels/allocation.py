@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 
-from attribid.kernels.config import jit
-from attribid.kernels.problem import Infeasible, Problem, check_problem
+from attribid.kernels.config import jit_nogil
+from attribid.kernels.problem import Infeasible, InvalidProblem, Problem, check_problem
 from attribid.kernels.response import HILL, curve_derivatives, curve_value
 
-# Problem and Infeasible live in attribid.kernels.problem; they are re-exported here.
-__all__ = ["Infeasible", "Problem", "check_problem", "solve", "solve_into", "STAT_NAMES",
+# Problem, Infeasible and InvalidProblem live in attribid.kernels.problem; re-exported here.
+__all__ = ["Infeasible", "InvalidProblem", "Problem", "check_problem", "solve", "solve_into", "STAT_NAMES",
            "OK", "INFEASIBLE_BUDGET", "INFEASIBLE_CPA"]
 
 OK = 0
@@ -31,7 +31,7 @@ STAT_NAMES = ("status", "t", "lam", "mu", "stationarity", "bound_sign", "budget_
 _NSTAT = len(STAT_NAMES)
 
 
-@jit
+@jit_nogil
 def _h(i, x, A, E, ck, cp, mk, mp):
     """Marginal weighted return of channel i at spend x, and its derivative."""
     h = 0.0
@@ -47,7 +47,7 @@ def _h(i, x, A, E, ck, cp, mk, mp):
     return h, d
 
 
-@jit
+@jit_nogil
 def _spend_at(i, t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, guess):
     """Spend of channel i where its marginal return equals t, clipped to [lo, hi]."""
     if h_hi >= t:
@@ -82,7 +82,7 @@ def _spend_at(i, t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, guess):
     return x
 
 
-@jit
+@jit_nogil
 def _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x):
     """x_i(t) for every channel; returns sum x and d(sum x)/d(log t)."""
     s = 0.0
@@ -97,7 +97,7 @@ def _fill(t, lo, hi, h_lo, h_hi, A, E, ck, cp, mk, mp, x):
     return s, ds
 
 
-@jit
+@jit_nogil
 def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x, hist):
     """Maximise sum A c + E m - p * sum x under the box and the budget; returns t = p + lam.
 
@@ -157,7 +157,7 @@ def _solve_budget(budget, p, lo, hi, A, E, ck, cp, mk, mp, x, hist):
     return t
 
 
-@jit
+@jit_nogil
 def _cpa_residual(x, K, ck, cp):
     s = 0.0
     c = 0.0
@@ -167,7 +167,7 @@ def _cpa_residual(x, K, ck, cp):
     return s - K * c
 
 
-@jit
+@jit_nogil
 def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats, hist):
     n = x.shape[0]
     stats[:] = 0.0
@@ -241,7 +241,7 @@ def _solve(budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats, hist):
     stats[9] = solves
 
 
-@jit
+@jit_nogil
 def _certify(t, mu, budget, A, E, ck, cp, mk, mp, lo, hi, max_cpa, x, stats):
     """KKT residuals of x: equal marginals off the bounds, right signs at them, feasibility."""
     stationarity = 0.0
@@ -286,7 +286,8 @@ def solve_into(p: Problem, x: np.ndarray, stats: np.ndarray, history: np.ndarray
 
 
 def solve(p: Problem) -> tuple[np.ndarray, dict[str, float]]:
-    """Optimal spend per channel and its KKT certificate; raises Infeasible.
+    """Optimal spend per channel and its KKT certificate; raises Infeasible, and
+    InvalidProblem when the numbers are too extreme for a finite answer.
 
     >>> k = np.array([2, 2]); c = np.array([[10.0, 5.0, 0.0], [10.0, 5.0, 0.0]])
     >>> x, cert = solve(Problem(10.0, np.ones(2), np.zeros(2), np.full(2, 10.0), k, c,
@@ -303,4 +304,7 @@ def solve(p: Problem) -> tuple[np.ndarray, dict[str, float]]:
     if status == INFEASIBLE_CPA:
         raise Infeasible("max_cpa", f"a cost per acquisition of {p.max_cpa:g} is unreachable within "
                          "the budget and channel bounds")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(stats))):
+        raise InvalidProblem("budget", "no finite allocation: the budget, bounds and curves are "
+                             "too extreme for float64")
     return x, dict(zip(STAT_NAMES[1:], stats[1:].tolist()))

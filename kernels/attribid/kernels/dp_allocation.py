@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from attribid.kernels.config import jit
+from attribid.kernels.config import jit_nogil
 from attribid.kernels.allocation import Infeasible, Problem, solve
 from attribid.kernels.response import curve_value, is_concave
 
 
-@jit
+@jit_nogil
 def _tables(delta, steps, lo, A, E, ck, cp, mk, mp, mu, K):
     n = lo.shape[0]
     kmax = steps.max()
@@ -32,7 +32,7 @@ def _tables(delta, steps, lo, A, E, ck, cp, mk, mp, mu, K):
     return v, conv
 
 
-@jit
+@jit_nogil
 def _dp(v, steps, grid, choice):
     """Best total over channels using at most ``grid`` steps; fills choice[i, j]."""
     n = v.shape[0]

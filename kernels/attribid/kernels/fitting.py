@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attribid.kernels.config import jit
+from attribid.kernels.config import jit_nogil
 from attribid.kernels.response import curve_value
 
 
-@jit
+@jit_nogil
 def _grid_posterior(kind, slope, grid, log_prior, a0, b0, x, y, dt, w, log_post, a, b):
     g_n = grid.shape[0]
     y_sum = 0.0

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from attribid.kernels.config import jit
+from attribid.kernels.config import jit_nogil
 
 NONE = 0
 HILL = 1
@@ -25,7 +25,7 @@ EXPONENTIAL = 2
 KINDS: dict[str, int] = {"hill": HILL, "exponential": EXPONENTIAL}
 
 
-@jit
+@jit_nogil
 def curve_value(kind: int, top: float, shape: float, slope: float, x: float) -> float:
     """Outcome at spend ``x`` (0 for x <= 0)."""
     if x <= 0.0 or kind == NONE:
@@ -36,7 +36,7 @@ def curve_value(kind: int, top: float, shape: float, slope: float, x: float) -> 
     return -top * math.expm1(-x / shape)
 
 
-@jit
+@jit_nogil
 def curve_marginal(kind: int, top: float, shape: float, slope: float, x: float) -> float:
     """d outcome / d spend at ``x``; +inf at 0 for a Hill slope below 1."""
     if kind == NONE:
@@ -51,7 +51,7 @@ def curve_marginal(kind: int, top: float, shape: float, slope: float, x: float) 
     return top / shape * math.exp(-max(x, 0.0) / shape)
 
 
-@jit
+@jit_nogil
 def curve_curvature(kind: int, top: float, shape: float, slope: float, x: float) -> float:
     """Second derivative at ``x`` (used by Newton steps; -inf near 0 for slope < 1)."""
     if kind == NONE:
@@ -65,7 +65,7 @@ def curve_curvature(kind: int, top: float, shape: float, slope: float, x: float)
     return -top / (shape * shape) * math.exp(-max(x, 0.0) / shape)
 
 
-@jit
+@jit_nogil
 def curve_derivatives(kind: int, top: float, shape: float, slope: float, x: float) -> tuple[float, float]:
     """(marginal, curvature) at ``x`` sharing one power or exponential (Newton's hot path)."""
     if kind == HILL and x > 0.0:
@@ -78,13 +78,13 @@ def curve_derivatives(kind: int, top: float, shape: float, slope: float, x: floa
     return (curve_marginal(kind, top, shape, slope, x), curve_curvature(kind, top, shape, slope, x))
 
 
-@jit
+@jit_nogil
 def _values(kind, params, x, out):
     for i in range(x.shape[0]):
         out[i] = curve_value(kind[i], params[i, 0], params[i, 1], params[i, 2], x[i])
 
 
-@jit
+@jit_nogil
 def _marginals(kind, params, x, out):
     for i in range(x.shape[0]):
         out[i] = curve_marginal(kind[i], params[i, 0], params[i, 1], params[i, 2], x[i])

@@ -50,3 +50,43 @@ class TooLate(DeadlineExceeded):
     """The caller's deadline passed before the call was read."""
 
     logged = False
+
+
+#: longest echo of a caller's value (an id, a channel name) in a message or a log line
+MAX_ECHO = 200
+#: longest id accepted by default (campaign, batch, request ids), in UTF-8 bytes
+MAX_ID_BYTES = 128
+
+
+def quote(value: object, limit: int = MAX_ECHO) -> str:
+    """``repr(value)`` cut to ``limit`` characters, marked where it was cut: the form in which a
+    refusal or a log line echoes what a caller sent.
+
+    >>> quote("c1"), quote("x" * 1000, limit=20)
+    ("'c1'", "'xxx... (1000 chars)")
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, (str, bytes)) else len(text)
+    tail = f"... ({size} chars)"
+    return text[: max(limit - len(tail), 1)] + tail
+
+
+def check_id(field: str, value: str, max_bytes: int = MAX_ID_BYTES) -> str:
+    """``value`` when its UTF-8 form is at most ``max_bytes`` long, else InvalidArgument naming
+    ``field`` and the limit.
+
+    >>> check_id("batch_id", "b-1")
+    'b-1'
+    >>> check_id("batch_id", "é" * 100)
+    Traceback (most recent call last):
+    attribid.models.errors.InvalidArgument: batch_id: 200 bytes (UTF-8), at most 128
+    """
+    # UTF-8 takes 1 to 4 bytes a character (1 for ASCII, which str knows without a scan):
+    # most ids are decided without encoding them.
+    if len(value) * 4 > max_bytes and (len(value) > max_bytes or not value.isascii()):
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise InvalidArgument(field, f"{size} bytes (UTF-8), at most {max_bytes}")
+    return value

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from attribid.models.errors import InvalidArgument
+from attribid.models.errors import MAX_ECHO, MAX_ID_BYTES, InvalidArgument, check_id, quote
 from attribid.kernels import checks
 from attribid.kernels.checks import first_invalid_kernel
 from attribid.kernels.taxonomy import category_code
@@ -31,8 +31,10 @@ class RequestValidator:
     """Checks requests against the served model's channels and the server's limits."""
 
     def __init__(self, channels: tuple[str, ...], max_touchpoints: int, max_journey: int,
-                 future_tolerance_s: float) -> None:
+                 future_tolerance_s: float, *, max_id_bytes: int = MAX_ID_BYTES) -> None:
         self.channels = channels
+        #: longest request_id and campaign_id, in UTF-8 bytes
+        self.max_id_bytes = max_id_bytes
         self._codes = {name: i for i, name in enumerate(channels)}
         self.max_touchpoints = max_touchpoints
         self.max_journey = max_journey
@@ -41,8 +43,11 @@ class RequestValidator:
     def _code(self, name: str, field: str) -> int:
         code = self._codes.get(name)
         if code is None:
+            shown = quote(name)
+            if len(repr(name)) > MAX_ECHO:  # cut: the message ends with the echo's marker
+                raise InvalidArgument(field, f"unknown channel {shown}")
             known = ", ".join(self.channels)
-            raise InvalidArgument(field, f"unknown channel {name!r} (known: {known})")
+            raise InvalidArgument(field, f"unknown channel {shown} (known: {known})")
         return code
 
     def validate(self, raw: RawJourney, now: float) -> Journey:
@@ -56,6 +61,8 @@ class RequestValidator:
         Traceback (most recent call last):
         attribid.models.errors.InvalidArgument: journey[0].cost: must be finite and >= 0
         """
+        check_id("request_id", raw.request_id, self.max_id_bytes)
+        check_id("campaign_id", raw.campaign_id, self.max_id_bytes)
         names = raw.channel
         n = len(names)
         if n == 0:

@@ -49,6 +49,18 @@ _format_bound: Callable[[float], str] = floatToGoString
 _LATENCY_BUCKETS = (1e-4, 2.5e-4, 5e-4, 7.5e-4, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 7.5e-3,
                     1e-2, 2e-2, 5e-2, 0.1, 0.25, 0.5, 1.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: longest campaign label value: with campaign ids at most --max-id-bytes long and at most
+#: --max-campaigns campaigns a book, the label set of a per-campaign metric stays bounded
+CAMPAIGN_LABEL_CHARS = 64
+
+
+def campaign_label(campaign_id: str) -> str:
+    """A campaign id as a label value: its first CAMPAIGN_LABEL_CHARS characters.
+
+    >>> campaign_label("c1"), len(campaign_label("x" * 500))
+    ('c1', 64)
+    """
+    return campaign_id[:CAMPAIGN_LABEL_CHARS]
 
 
 def _use_created() -> bool:
@@ -314,6 +326,14 @@ class Metrics:
     fallbacks: FastCounter
     queue_depth: FastGauge
     outcomes: FastCounter
+    #: requests whose bytes are not a valid message of their method, by method
+    undecodable: FastCounter
+    #: refused calls by method and code, logged or not (the log keeps a few a second)
+    refusals: FastCounter
+    #: failed re-solves by campaign (campaign_label)
+    resolve_failures: FastCounter
+    #: allocation passes that failed as a whole, and restarts of the allocation loop
+    loop_errors: FastCounter
 
     @classmethod
     def create(cls) -> "Metrics":
@@ -333,9 +353,19 @@ class Metrics:
                                   ["reason"]),
             queue_depth=FastGauge("attribid_queue_depth", "calls waiting for inference"),
             outcomes=FastCounter("attribid_outcome_rows", "outcome rows counted"),
+            undecodable=FastCounter("attribid_undecodable_requests",
+                                    "requests whose bytes are not a valid message", ["method"]),
+            refusals=FastCounter("attribid_refusals", "refused calls by method and status code, "
+                                 "logged or not", ["method", "code"]),
+            resolve_failures=FastCounter("attribid_resolve_failures",
+                                         "failed campaign re-solves (the allocation is stale)",
+                                         ["campaign"]),
+            loop_errors=FastCounter("attribid_allocation_loop_errors",
+                                    "allocation passes that failed whole, and loop restarts"),
         )
         r.register(FastCollector([m.calls, m.latency, m.inference, m.batch_size,
-                                  m.fallbacks, m.queue_depth, m.outcomes]))
+                                  m.fallbacks, m.queue_depth, m.outcomes, m.undecodable,
+                                  m.refusals, m.resolve_failures, m.loop_errors]))
         return m
 
     def serve(self, host: str, port: int) -> tuple[int, Callable[[], None]]:

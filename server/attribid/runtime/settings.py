@@ -19,21 +19,6 @@ ENV_PREFIX = "ATTRIBID_"
 class Settings:
     #: host:port to serve on; port 0 picks a free port (logged at start)
     address: str = "127.0.0.1:50051"
-    #: PEM certificate chain to serve TLS with (needs tls_key); "" = plaintext, which only a
-    #: loopback address may serve without --insecure
-    tls_cert: str = ""
-    #: PEM private key of tls_cert
-    tls_key: str = ""
-    #: PEM certificates of the CAs that sign client certificates: mutual TLS, a caller
-    #: without such a certificate is refused (needs tls_cert); "" = none asked for
-    tls_client_ca: str = ""
-    #: bearer token file, one "TOKEN TENANT ROLE" a line ('#' comments; roles bidder, admin,
-    #: ops), re-read when it changes and on SIGHUP; "" = no tokens: every caller is the one
-    #: tenant "default", and only a loopback address is served without --insecure
-    auth_tokens: str = ""
-    #: serve a non-loopback address without TLS or without tokens (a trusted network or a
-    #: proxy that does both); tokens then cross the network in plaintext
-    insecure: bool = False
     #: Prometheus metrics HTTP port on the same host; 0 = a free port, -1 = off
     metrics_port: int = 9464
     #: ONNX model file; "" = the shipped model
@@ -76,6 +61,22 @@ class Settings:
     workers: int = 1
     #: seconds between background re-solves of campaign allocations
     resolve_period_s: float = 5.0
+    #: campaigns a tenant may have, its default campaign included; a new one past this gets
+    #: RESOURCE_EXHAUSTED naming campaign_id
+    max_campaigns: int = 1000
+    #: longest campaign_id, batch_id and request_id in UTF-8 bytes; longer gets
+    #: INVALID_ARGUMENT naming the field
+    max_id_bytes: int = 128
+    #: idempotency keys (batch ids) a tenant's campaigns keep in all, the oldest dropped
+    #: first; a retry of a dropped batch counts again
+    max_batch_ids: int = 1_000_000
+    #: how long an idempotency key is kept, in seconds (7 days); a retry after that counts again
+    batch_id_retention_s: float = 604800.0
+    #: outcome rows in one ReportOutcomes; more gets INVALID_ARGUMENT naming outcomes
+    max_report_rows: int = 5000
+    #: refused calls logged per second and method; the rest are counted in
+    #: attribid_refusals_total and summarised in one "refusals suppressed" line a second
+    refusal_log_per_s: int = 20
     #: log level: debug, info, warning, error
     log_level: str = "info"
     #: log one line per successful call (off by default: errors are always logged)
@@ -86,12 +87,14 @@ class Settings:
         if not sep or not host or not port.isdigit():
             raise ValueError(f"address: expected host:port, got {self.address!r}")
         positive = ("intra_op_threads", "max_touchpoints", "max_journey", "max_message_bytes",
-                    "max_batch", "max_queue", "workers")
+                    "max_batch", "max_queue", "workers", "max_campaigns", "max_id_bytes",
+                    "max_batch_ids", "max_report_rows")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("max_wait_us", "deadline_margin_ms", "future_tolerance_s", "grace_s",
-                     "resolve_period_s", "max_pending"):
+                     "resolve_period_s", "max_pending", "batch_id_retention_s",
+                     "refusal_log_per_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.shed_with not in ("fallback", "reject"):

@@ -19,16 +19,18 @@ optimum is Table 6's pre-optimisation split (channels absent from Table 6 get a 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from attribid.models.errors import FailedPrecondition, InvalidArgument, NotFound
+from attribid.models.errors import (MAX_ECHO, MAX_ID_BYTES, FailedPrecondition, InvalidArgument,
+                                    NotFound, ResourceExhausted, check_id, quote)
 from attribid.models.campaign import model as cm
 from attribid.kernels.allocation import Infeasible
 from attribid.kernels.bidding import bids_kernel, pacing_multiplier
@@ -39,11 +41,44 @@ DEFAULT_DAILY_BUDGET = 10_000.0
 DEFAULT_CAMPAIGN_FLIGHT_S = 365 * 24 * HOUR
 #: flight of a configured campaign that gives no end
 CONFIGURED_FLIGHT_S = cm.CONFIGURED_FLIGHT_S
-#: batch ids remembered per campaign for idempotency
-MAX_BATCH_IDS = 100_000
+#: a report's rows as columns (what the API hands ``report``; a list of OutcomeRow works too)
+OutcomeColumns = cm.OutcomeColumns
+#: the book's limits by default (``BookLimits``)
+MAX_CAMPAIGNS = 1000
+MAX_BATCH_IDS = 1_000_000
+BATCH_ID_RETENTION_S = 7 * 24 * HOUR
+MAX_REPORT_ROWS = 5000
 #: weight of the newest report in the delivery average, and the range a report may move it in
 DELIVERY_SMOOTHING = 0.5
 DELIVERY_RANGE = (0.05, 20.0)
+
+
+@dataclass(frozen=True)
+class BookLimits:
+    """What one book holds at most; each limit refuses with an error naming the field.
+
+    Idempotency keys (batch ids) are kept for ``batch_id_retention_s`` and at most
+    ``max_batch_ids`` of them over all the book's campaigns, the oldest dropped first: a
+    retry of a batch older than that counts again.
+    """
+
+    #: campaigns, the default campaign "" included (RESOURCE_EXHAUSTED naming campaign_id)
+    max_campaigns: int = MAX_CAMPAIGNS
+    #: longest campaign_id and batch_id, in UTF-8 bytes (INVALID_ARGUMENT naming the field)
+    max_id_bytes: int = MAX_ID_BYTES
+    #: idempotency keys kept, over every campaign of the book
+    max_batch_ids: int = MAX_BATCH_IDS
+    #: how long an idempotency key is kept, in seconds
+    batch_id_retention_s: float = BATCH_ID_RETENTION_S
+    #: outcome rows in one report (INVALID_ARGUMENT naming outcomes)
+    max_report_rows: int = MAX_REPORT_ROWS
+
+    def __post_init__(self) -> None:
+        for name in ("max_campaigns", "max_id_bytes", "max_batch_ids", "max_report_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.batch_id_retention_s >= 0:
+            raise ValueError(f"batch_id_retention_s: must be >= 0, got {self.batch_id_retention_s}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +117,10 @@ class AllocationSnapshot:
     solved_at: float  # epoch seconds
     version: int
     pacing: float
+    #: the last re-solve failed: this allocation is the one before it, still in force
+    stale: bool = False
+    #: why it failed (cut to MAX_ECHO characters); "" when not stale
+    stale_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,8 +136,6 @@ class OutcomeRow:
 class _Campaign:
     spec: CampaignSpec
     model: cm.CampaignModel
-    seen: set[str] = field(default_factory=set)
-    seen_order: deque[str] = field(default_factory=deque)
     spent: float = 0.0
     #: delivered spend per unit of pacing, relative to the budget's rate (a moving average)
     delivery: float = 1.0
@@ -109,6 +146,23 @@ class _Campaign:
     snapshot: AllocationSnapshot | None = None
     #: (per_conv [C], per_imp [C], params [3]) read by bids_into; replaced, never mutated
     hot: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: when the last re-solve failed (book clock), None once one succeeds
+    failed_at: float | None = None
+
+
+def _solved(model: cm.CampaignModel, rng: np.random.Generator | None, now: float,
+            draws: int = 1) -> cm.Solution:
+    """``model.solve``, with a constraint that cannot hold as FailedPrecondition naming it."""
+    try:
+        return model.solve(rng, now, draws)
+    except Infeasible as exc:
+        raise FailedPrecondition(exc.constraint, str(exc).split(": ", 1)[-1]) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """An error as a stale allocation explains itself: short, whatever the error quoted."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
 
 
 class CampaignBook:
@@ -121,8 +175,10 @@ class CampaignBook:
 
     def __init__(self, channels: Sequence[str], *, clock: Callable[[], float] = time.time,
                  seed: int = 0, resolve_period_s: float = 5.0, min_new_evidence: int = 20,
-                 half_life_s: float = 3 * 24 * HOUR, draws: int = 8) -> None:
+                 half_life_s: float = 3 * 24 * HOUR, draws: int = 8,
+                 limits: BookLimits = BookLimits()) -> None:
         self.channels = tuple(channels)
+        self.limits = limits
         self._index = {c: i for i, c in enumerate(self.channels)}
         self._clock = clock
         self._rng = np.random.default_rng(seed)
@@ -133,6 +189,8 @@ class CampaignBook:
         self.draws = int(draws)
         self._lock = threading.Lock()
         self._campaigns: dict[str, _Campaign] = {}
+        #: (campaign id, batch id) -> when it was reported (book clock), oldest first
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         #: campaign id -> hot tuple; a plain dict read on the hot path, entries swapped whole
         self._hot: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         now = clock()
@@ -151,47 +209,67 @@ class CampaignBook:
         scratch.bids_into("", 0.5, np.full(len(self.channels), 1.0 / max(len(self.channels), 1)), out)
 
     def configure(self, spec: CampaignSpec) -> AllocationSnapshot:
-        """Create or replace a campaign; the first allocation uses the curves' posterior means."""
+        """Create or replace a campaign; the first allocation uses the curves' posterior means.
+
+        A new campaign past ``limits.max_campaigns`` is refused (ResourceExhausted).
+        """
+        check_id("campaign_id", spec.campaign_id, self.limits.max_id_bytes)
+        self._check_room(spec.campaign_id)  # before the solve: a full book refuses cheaply
         spec = cm.validate_spec(spec, self._index, self._clock())
         model = cm.CampaignModel(spec, self.channels, self.half_life_s)
         old = self._campaigns.get(spec.campaign_id)
         if old is not None:
             # Replacing a campaign keeps what it has learnt, spent and acknowledged.
             model.adopt(old.model)
-        try:
-            result = model.solve(None, self._clock())
-        except Infeasible as exc:
-            raise FailedPrecondition(exc.constraint, str(exc).split(": ", 1)[-1]) from None
+        result = _solved(model, None, self._clock())
         with self._lock:
+            self._check_room(spec.campaign_id)  # again: another call may have filled the book
             camp = _Campaign(spec, model)
+            old = self._campaigns.get(spec.campaign_id)
             if old is not None:
                 camp.version, camp.spent, camp.pending = old.version, old.spent, old.pending
                 camp.delivery, camp.reported_to = old.delivery, old.reported_to
-                camp.seen, camp.seen_order = old.seen, old.seen_order
             self._install(camp, result)
             self._campaigns[spec.campaign_id] = camp
         assert camp.snapshot is not None
         return camp.snapshot
 
     # -- outcomes ------------------------------------------------------------------------
-    def report(self, campaign_id: str, batch_id: str, rows: Sequence[OutcomeRow],
-               period_end: float | None) -> tuple[bool, int, int]:
-        """Add one batch of outcomes; returns (duplicate, accepted rows, allocation version)."""
+    def check_report(self, batch_id: str, rows: int) -> None:
+        """What ``report`` checks before it reads a row: the batch id and the number of rows
+        (a caller can refuse an oversized report before converting its rows)."""
         if not batch_id:
             raise InvalidArgument("batch_id", "required (the idempotency key)")
+        check_id("batch_id", batch_id, self.limits.max_id_bytes)
+        if rows > self.limits.max_report_rows:
+            raise InvalidArgument("outcomes", f"{rows} rows, at most "
+                                  f"{self.limits.max_report_rows} in one report")
+
+    def report(self, campaign_id: str, batch_id: str,
+               rows: Sequence[OutcomeRow] | OutcomeColumns,
+               period_end: float | None) -> tuple[bool, int, int]:
+        """Add one batch of outcomes; returns (duplicate, accepted rows, allocation version).
+
+        A refused report changes nothing and keeps its batch id unused. One that would take a
+        campaign total past ``model.MAX_AMOUNT`` is refused naming the row and field.
+        """
+        self.check_report(batch_id, len(rows))
         camp = self._get(campaign_id)
         end = self._clock() if period_end is None else float(period_end)
         if not math.isfinite(end):
             raise InvalidArgument("period_end", "must be a finite time")
         parsed = cm.validate_rows(rows, self._index, camp.model.members)
+        key = (campaign_id, batch_id)
         with self._lock:
-            if batch_id in camp.seen:
+            now = self._clock()
+            self._forget_old_batches(now)
+            camp = self._get(campaign_id)  # the campaign as it is now (it may be replaced)
+            if key in self._seen:
                 return True, 0, camp.version
-            camp.seen.add(batch_id)
-            camp.seen_order.append(batch_id)
-            if len(camp.seen_order) > MAX_BATCH_IDS:
-                camp.seen.discard(camp.seen_order.popleft())
-            camp.model.add(parsed, end)
+            camp.model.add(parsed, end)  # refuses (and records nothing) past a campaign total
+            self._seen[key] = now
+            if len(self._seen) > self.limits.max_batch_ids:
+                self._seen.popitem(last=False)
             spend = float(parsed[:, 1].sum())
             camp.spent += spend
             self._learn_delivery(camp, spend, end)
@@ -211,7 +289,7 @@ class CampaignBook:
         camp = self._get(campaign_id)
         now = self._clock()
         taken = camp.pending  # rows reported while solving stay pending for the next re-solve
-        result = camp.model.solve(self._rng if self.draws > 0 else None, now, self.draws)
+        result = _solved(camp.model, self._rng if self.draws > 0 else None, now, self.draws)
         with self._lock:
             camp.pending = max(camp.pending - taken, 0)
             self._install(camp, result)
@@ -227,7 +305,7 @@ class CampaignBook:
         """Spend per channel over the flight that is optimal under the curves' posterior means
         (no exploration); the current allocation is left as it is."""
         camp = self._get(campaign_id)
-        result = camp.model.solve(None, self._clock())
+        result = _solved(camp.model, None, self._clock())
         return {self.channels[i]: float(result.spend[i]) for i in camp.model.members}
 
     def bids_into(self, campaign_id: str, conversion_probability: float, credit: np.ndarray,
@@ -235,29 +313,84 @@ class CampaignBook:
         """Each channel's bid for one impression, written into ``out`` (float64 [C])."""
         hot = self._hot.get(campaign_id)
         if hot is None:
-            raise NotFound("campaign_id", f"unknown campaign {campaign_id!r}")
+            raise self._unknown(campaign_id)
         bids_kernel(conversion_probability, credit, hot[0], hot[1], hot[2], out)
 
-    def step(self) -> int:
-        """One pass of the background loop; returns how many campaigns were re-solved."""
+    def step(self, *, on_failure: Callable[[str, Exception, bool], None] | None = None,
+             on_recovery: Callable[[str], None] | None = None) -> int:
+        """One pass of the background loop; returns how many campaigns were re-solved.
+
+        A campaign whose re-solve fails keeps its allocation, marked ``stale`` with the
+        reason, and is tried again once ``resolve_period_s`` has passed; the other campaigns
+        go on. ``on_failure(campaign_id, error, first)`` hears of each failure (``first``:
+        the campaign was not stale before) and ``on_recovery(campaign_id)`` of a stale
+        campaign's next successful re-solve.
+        """
         now = self._clock()
         solved = 0
         for cid, camp in list(self._campaigns.items()):
-            snap = camp.snapshot
-            age = now - snap.solved_at if snap else math.inf
-            if camp.pending >= self.min_new_evidence or (camp.pending > 0 and age >= self.resolve_period_s):
-                self.resolve_now(cid)
-                solved += 1
-            else:
-                with self._lock:
-                    self._refresh_pacing(camp)
+            try:
+                if self._due(camp, now):
+                    was_stale = camp.failed_at is not None
+                    self.resolve_now(cid)
+                    solved += 1
+                    if was_stale and on_recovery is not None:
+                        on_recovery(cid)
+                else:
+                    with self._lock:
+                        self._refresh_pacing(camp)
+            except Exception as exc:  # one campaign's failure must not stop the others
+                first = camp.failed_at is None
+                self._mark_stale(camp, now, exc)
+                if on_failure is not None:
+                    on_failure(cid, exc, first)
         return solved
 
     # -- internals -----------------------------------------------------------------------
+    def _due(self, camp: _Campaign, now: float) -> bool:
+        if camp.pending <= 0:
+            return False
+        if camp.failed_at is not None:  # a failing campaign is retried once a period
+            return now - camp.failed_at >= self.resolve_period_s
+        snap = camp.snapshot
+        age = now - snap.solved_at if snap else math.inf
+        return camp.pending >= self.min_new_evidence or age >= self.resolve_period_s
+
+    def _mark_stale(self, camp: _Campaign, now: float, exc: BaseException) -> None:
+        with self._lock:
+            camp.failed_at = now
+            if camp.snapshot is not None:
+                camp.snapshot = dataclasses.replace(camp.snapshot, stale=True,
+                                                    stale_reason=_reason(exc))
+
+    def _check_room(self, campaign_id: str) -> None:
+        if campaign_id not in self._campaigns and len(self._campaigns) >= self.limits.max_campaigns:
+            raise ResourceExhausted("campaign_id", f"{quote(campaign_id)} would be campaign "
+                                    f"{len(self._campaigns) + 1}: at most "
+                                    f"{self.limits.max_campaigns} campaigns")
+
+    def _forget_old_batches(self, now: float) -> None:
+        """Drop idempotency keys older than the retention (oldest first, so it stops early)."""
+        seen = self._seen
+        horizon = now - self.limits.batch_id_retention_s
+        while seen:
+            key, at = next(iter(seen.items()))
+            if at >= horizon:
+                break
+            del seen[key]
+
+    def _unknown(self, campaign_id: str) -> Exception:
+        # An id longer than any campaign can have is a bad argument, not a missing campaign.
+        try:
+            check_id("campaign_id", campaign_id, self.limits.max_id_bytes)
+        except InvalidArgument as exc:
+            return exc
+        return NotFound("campaign_id", f"unknown campaign {quote(campaign_id)}")
+
     def _get(self, campaign_id: str) -> _Campaign:
         camp = self._campaigns.get(campaign_id)
         if camp is None:
-            raise NotFound("campaign_id", f"unknown campaign {campaign_id!r}")
+            raise self._unknown(campaign_id)
         return camp
 
     def _learn_delivery(self, camp: _Campaign, spend: float, end: float) -> None:
@@ -270,8 +403,8 @@ class CampaignBook:
         start = camp.reported_to if camp.reported_to is not None else s.flight_start
         dt = end - start
         pace = float(camp.hot[2][0]) if camp.hot is not None else 0.0
-        if dt > 0 and pace > 0:
-            expected = s.budget / (s.flight_end - s.flight_start) * dt * pace
+        expected = s.budget / (s.flight_end - s.flight_start) * dt * pace
+        if dt > 0 and pace > 0 and expected > 0:  # (a tiny pace times a short period: 0)
             ratio = min(max(spend / expected, DELIVERY_RANGE[0]), DELIVERY_RANGE[1])
             camp.delivery += DELIVERY_SMOOTHING * (ratio - camp.delivery)
         if dt > 0:
@@ -284,6 +417,7 @@ class CampaignBook:
 
     def _install(self, camp: _Campaign, result: cm.Solution) -> None:
         camp.version += 1
+        camp.failed_at = None
         pacing = self._pacing(camp)
         names = self.channels
         spend = {names[i]: float(result.spend[i]) for i in camp.model.members}

@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from attribid.models.errors import FailedPrecondition, InvalidArgument
+from attribid.models.errors import FailedPrecondition, InvalidArgument, quote
 from attribid.kernels import fitting
-from attribid.kernels.allocation import Infeasible, Problem, solve
+from attribid.kernels.allocation import Infeasible, InvalidProblem, Problem, solve
 from attribid.kernels.response import EXPONENTIAL, NONE, marginals, values
 
 HOUR = 3600.0
@@ -39,46 +40,75 @@ MAX_OBSERVATIONS = 20_000
 _E1 = 1.0 - math.exp(-1.0)
 
 
-def _finite_nonneg(field: str, v: float) -> float:
+#: Bounds of every number a campaign keeps, so that every sum and product the model and the
+#: solver form stays finite in float64. Amounts of money and counts: a budget, a channel's
+#: min and max, a value per conversion, a CPA ceiling, a bid floor and cap, and each outcome
+#: row's spend, conversions, revenue and impressions are at most MAX_AMOUNT; so is what a
+#: campaign accumulates over its life (each of spend, conversions, revenue, impressions).
+MAX_AMOUNT = 1e12
+#: smallest budget a campaign may have (over its whole flight)
+MIN_BUDGET = 0.01
+#: largest objective weight (weights are relative: only their ratios matter)
+MAX_WEIGHT = 1e6
+#: the outcome columns of a row, in validate_rows' order (after the channel index)
+OUTCOME_FIELDS = ("spend", "conversions", "revenue", "impressions")
+
+
+def _bounded(field: str, v: float, top: float = MAX_AMOUNT,
+             negative: str = "must be a finite number >= 0, got {v}") -> float:
     v = float(v)
-    if not math.isfinite(v) or v < 0:
-        raise InvalidArgument(field, f"must be a finite number >= 0, got {v}")
+    if not (math.isfinite(v) and v >= 0):
+        raise InvalidArgument(field, negative.format(v=v))
+    if v > top:
+        raise InvalidArgument(field, f"must be at most {top:g}, got {v:g}")
     return v
 
 
 def validate_spec(spec: Any, index: Mapping[str, int], now: float) -> Any:
     """Check a CampaignSpec and fill its defaults: flight 0 = now / 24 h, channels () = all,
-    objective weights all 0 = revenue only."""
+    objective weights all 0 = revenue only.
+
+    Every amount is bounded (MIN_BUDGET, MAX_AMOUNT, MAX_WEIGHT), so nothing the campaign
+    computes from them overflows; a number outside is refused naming its field and the bound.
+
+    >>> from attribid.models.campaign.book import CampaignSpec
+    >>> validate_spec(CampaignSpec("c", 1e308, 0, 0, 1, 0, 0, 0, (), 0, 0), {"search": 0}, 1e9)
+    Traceback (most recent call last):
+    attribid.models.errors.InvalidArgument: budget: must be in [0.01, 1e+12], got 1e+308
+    """
     budget = float(spec.budget)
     if not math.isfinite(budget) or budget <= 0:
         raise InvalidArgument("budget", f"must be a finite number > 0, got {budget}")
+    if not MIN_BUDGET <= budget <= MAX_AMOUNT:
+        raise InvalidArgument("budget", f"must be in [{MIN_BUDGET:g}, {MAX_AMOUNT:g}], got "
+                              f"{budget:g}")
     start = float(spec.flight_start) if spec.flight_start > 0 else now
     end = float(spec.flight_end) if spec.flight_end > 0 else start + CONFIGURED_FLIGHT_S
     if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
         raise InvalidArgument("flight_end", "must be after flight_start")
-    weights = [_finite_nonneg(f"objective.{k}", getattr(spec, f"weight_{k}"))
+    weights = [_bounded(f"objective.{k}", getattr(spec, f"weight_{k}"), MAX_WEIGHT)
                for k in ("revenue", "acquisitions", "exposure")]
     if sum(weights) <= 0:
         weights = [1.0, 0.0, 0.0]  # no objective given (all weights 0): revenue, i.e. ROI
-    _finite_nonneg("max_cpa", spec.max_cpa)
-    floor = _finite_nonneg("bid_floor", spec.bid_floor)
-    cap = _finite_nonneg("bid_cap", spec.bid_cap)
+    _bounded("max_cpa", spec.max_cpa)
+    floor = _bounded("bid_floor", spec.bid_floor)
+    cap = _bounded("bid_cap", spec.bid_cap)
     if 0 < cap < floor:
-        raise InvalidArgument("bid_cap", f"{cap} is below bid_floor {floor}")
+        raise InvalidArgument("bid_cap", f"{cap:g} is below bid_floor {floor:g}")
     channels = spec.channels or tuple(type_channel(spec)(c, 0.0, 0.0, 0.0) for c in index)
     seen: set[str] = set()
     for i, ch in enumerate(channels):
         if ch.name not in index:
             raise InvalidArgument(f"channels[{i}].name",
-                                  f"unknown channel {ch.name!r}; known: {', '.join(index)}")
+                                  f"unknown channel {quote(ch.name)}; known: {', '.join(index)}")
         if ch.name in seen:
-            raise InvalidArgument(f"channels[{i}].name", f"channel {ch.name!r} listed twice")
+            raise InvalidArgument(f"channels[{i}].name", f"channel {quote(ch.name)} listed twice")
         seen.add(ch.name)
-        lo = _finite_nonneg(f"channels[{i}].min", ch.min)
-        hi = _finite_nonneg(f"channels[{i}].max", ch.max)
-        _finite_nonneg(f"channels[{i}].value_per_conversion", ch.value_per_conversion)
+        lo = _bounded(f"channels[{i}].min", ch.min)
+        hi = _bounded(f"channels[{i}].max", ch.max)
+        _bounded(f"channels[{i}].value_per_conversion", ch.value_per_conversion)
         if hi > 0 and lo > hi:
-            raise InvalidArgument(f"channels[{i}].min", f"min {lo} > max {hi}")
+            raise InvalidArgument(f"channels[{i}].min", f"min {lo:g} > max {hi:g}")
     total_min = sum(float(c.min) for c in channels)
     if total_min > budget:
         raise FailedPrecondition("budget", f"channel minimums sum to {total_min:g}, "
@@ -94,30 +124,87 @@ def type_channel(spec: Any) -> Any:
     return ChannelSpec
 
 
-def validate_rows(rows: Sequence[Any], index: Mapping[str, int], members: np.ndarray) -> np.ndarray:
-    """OutcomeRows as float64 [n, 5]: channel index, spend, conversions, revenue, impressions.
-
-    Every value is checked before any channel, so a row's bad number is named first.
+@dataclass(frozen=True, slots=True)
+class OutcomeColumns:
+    """A report's rows as columns: each row's channel name, and float64 [n, 4] of its spend,
+    conversions, revenue and impressions (OUTCOME_FIELDS order), as the API converts them.
 
     >>> from attribid.models.campaign.book import OutcomeRow
-    >>> validate_rows([OutcomeRow("search", -1.0, 0, 0, 0)], {"search": 0}, np.array([0]))
-    Traceback (most recent call last):
-    attribid.models.errors.InvalidArgument: outcomes[0].spend: must be finite and >= 0
+    >>> cols = OutcomeColumns.of([OutcomeRow("search", 1.0, 2.0, 3.0, 4.0)])
+    >>> len(cols), cols.channel, cols.values.tolist()
+    (1, ['search'], [[1.0, 2.0, 3.0, 4.0]])
     """
-    out = np.empty((len(rows), 5))
-    for i, r in enumerate(rows):
-        for j, name in enumerate(("spend", "conversions", "revenue", "impressions"), start=1):
-            v = float(getattr(r, name))
-            if not (math.isfinite(v) and v >= 0):
-                raise InvalidArgument(f"outcomes[{i}].{name}", "must be finite and >= 0")
-            out[i, j] = v
-    allowed = set(members.tolist())
-    for i, r in enumerate(rows):
-        ch = index.get(r.channel)
-        if ch is None or ch not in allowed:
-            raise InvalidArgument(f"outcomes[{i}].channel", f"{r.channel!r} is not a channel of "
-                                  "this campaign")
-        out[i, 0] = ch
+
+    channel: Sequence[str]
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.channel)
+
+    @classmethod
+    def of(cls, rows: Sequence[Any]) -> "OutcomeColumns":
+        """Columns of OutcomeRow-like objects (attributes channel, spend, ...)."""
+        values = np.empty((len(rows), len(OUTCOME_FIELDS)))
+        for j, name in enumerate(OUTCOME_FIELDS):
+            values[:, j] = [float(getattr(r, name)) for r in rows]
+        return cls([r.channel for r in rows], values)
+
+
+def validate_rows(rows: Sequence[Any] | OutcomeColumns, index: Mapping[str, int],
+                  members: np.ndarray) -> np.ndarray:
+    """OutcomeRows (or their columns) as float64 [n, 5]: channel index, spend, conversions,
+    revenue, impressions.
+
+    Every value is checked before any channel, so a row's bad number is named first; each is
+    a finite number in [0, MAX_AMOUNT]. The checks are whole-array: a report of thousands of
+    rows costs a few array operations, not a Python loop per row.
+
+    >>> from attribid.models.campaign.book import OutcomeRow
+    >>> validate_rows([OutcomeRow("search", 1e13, 0, 0, 0)], {"search": 0}, np.array([0]))
+    Traceback (most recent call last):
+    attribid.models.errors.InvalidArgument: outcomes[0].spend: must be at most 1e+12, got 1e+13
+    """
+    cols = rows if isinstance(rows, OutcomeColumns) else OutcomeColumns.of(rows)
+    n = len(cols)
+    values = np.asarray(cols.values, dtype=np.float64).reshape(n, len(OUTCOME_FIELDS))
+    # NaN fails both comparisons and infinity the second: one mask finds every bad number.
+    bad = ~((values >= 0) & (values <= MAX_AMOUNT))
+    if bad.any():
+        i, j = divmod(int(np.argmax(bad)), len(OUTCOME_FIELDS))  # the first in row order
+        _bounded(f"outcomes[{i}].{OUTCOME_FIELDS[j]}", values[i, j],
+                 negative="must be finite and >= 0")
+    channel = np.fromiter(map(index.get, cols.channel, repeat(-1)), np.int64, n)
+    allowed = np.zeros(len(index) + 1, dtype=bool)  # the last slot: index -1, unknown names
+    allowed[members] = True
+    ok = allowed[channel]
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise InvalidArgument(f"outcomes[{i}].channel", f"{quote(cols.channel[i])} is not a "
+                              "channel of this campaign")
+    out = np.empty((n, 5))
+    out[:, 0] = channel
+    out[:, 1:] = values
+    return out
+
+
+def merge_period(rows: np.ndarray) -> np.ndarray:
+    """Rows of one period (from validate_rows) summed per channel, in the order of each
+    channel's first row: what ``CampaignModel.add`` would make of them row by row.
+
+    >>> merge_period(np.array([[1, 1, 0, 0, 0], [0, 2, 0, 0, 0], [1, 3, 1, 0, 0.5]])).tolist()
+    [[1.0, 4.0, 1.0, 0.0, 0.5], [0.0, 2.0, 0.0, 0.0, 0.0]]
+    """
+    channel = rows[:, 0].astype(np.int64)
+    names, first = np.unique(channel, return_index=True)
+    if len(names) == len(channel):
+        return rows
+    order = names[np.argsort(first)]
+    out = np.empty((len(order), rows.shape[1]))
+    out[:, 0] = order
+    size = int(names[-1]) + 1
+    for j in range(1, rows.shape[1]):
+        # bincount adds in row order, as merging row by row does
+        out[:, j] = np.bincount(channel, weights=rows[:, j], minlength=size)[order]
     return out
 
 
@@ -157,16 +244,40 @@ class CampaignModel:
         self.half_life_s = half_life_s
         self._obs: list[np.ndarray] = []  # rows: channel, spend, conv, rev, imp, dt_hours, end
         self._last_end: dict[int, float] = {}
+        #: what the campaign has accumulated over its life, OUTCOME_FIELDS order (<= MAX_AMOUNT)
+        self.totals = np.zeros(len(OUTCOME_FIELDS))
 
     def adopt(self, old: "CampaignModel") -> None:
         """Take over the observations of a model this one replaces, for the channels kept."""
         kept = set(self.members.tolist())
         self._obs = [o for o in old._obs if int(o[0]) in kept]
         self._last_end = {c: t for c, t in old._last_end.items() if c in kept}
+        self.totals = old.totals.copy()
+
+    def check_totals(self, rows: np.ndarray) -> np.ndarray:
+        """The campaign's totals with ``rows`` (from validate_rows) added; InvalidArgument
+        naming the first row and field that would take a total past MAX_AMOUNT."""
+        # Each row is at most MAX_AMOUNT, so these running sums are finite for any row count.
+        running = self.totals + np.cumsum(rows[:, 1:5], axis=0)
+        over = running > MAX_AMOUNT
+        if over.any():
+            i, j = (int(k) for k in np.argwhere(over)[0])
+            name = OUTCOME_FIELDS[j]
+            raise InvalidArgument(f"outcomes[{i}].{name}",
+                                  f"would bring the campaign's total {name} to "
+                                  f"{running[i, j]:g}, more than {MAX_AMOUNT:g} (the most a "
+                                  "campaign accumulates)")
+        return running[-1] if len(rows) else self.totals.copy()
 
     def add(self, rows: np.ndarray, end: float) -> None:
-        """Record one period's rows (from validate_rows) ending at ``end`` (epoch s)."""
-        for r in rows:
+        """Record one period's rows (from validate_rows) ending at ``end`` (epoch s).
+
+        Refused whole (InvalidArgument, nothing recorded) when a total would pass MAX_AMOUNT.
+        """
+        self.totals = self.check_totals(rows)
+        # A period's rows of one channel end up merged into one observation: merging them
+        # first makes this loop one pass per channel, whatever the rows.
+        for r in merge_period(rows):
             ch = int(r[0])
             last = self._last_end.get(ch, self.spec.flight_start)
             dt = (end - last) / HOUR
@@ -189,14 +300,20 @@ class CampaignModel:
             m = obs[:, 0] == ch
             x, dt, wk = obs[m, 1].copy(), obs[m, 5].copy(), w[m].copy()
             k0 = float(self.prior_shape[k])
-            conv.append(fitting.fit(EXPONENTIAL, 0.0, fitting.shape_grid(k0), prior_top=k0 / PRIOR_CPA / _E1,
-                                    prior_shape=k0, prior_strength=PRIOR_STRENGTH, spend=x,
-                                    outcome=obs[m, 2].copy(), dt=dt, weight=wk))
-            if self.spec.weight_exposure > 0:
-                top = 1000.0 * k0 / PRIOR_CPM / (1.0 - math.exp(-0.1))
-                imp.append(fitting.fit(EXPONENTIAL, 0.0, fitting.shape_grid(10 * k0), prior_top=top,
-                                       prior_shape=10 * k0, prior_strength=PRIOR_STRENGTH, spend=x,
-                                       outcome=obs[m, 4].copy(), dt=dt, weight=wk))
+            try:
+                conv.append(fitting.fit(EXPONENTIAL, 0.0, fitting.shape_grid(k0),
+                                        prior_top=k0 / PRIOR_CPA / _E1, prior_shape=k0,
+                                        prior_strength=PRIOR_STRENGTH, spend=x,
+                                        outcome=obs[m, 2].copy(), dt=dt, weight=wk))
+                if self.spec.weight_exposure > 0:
+                    top = 1000.0 * k0 / PRIOR_CPM / (1.0 - math.exp(-0.1))
+                    imp.append(fitting.fit(EXPONENTIAL, 0.0, fitting.shape_grid(10 * k0),
+                                           prior_top=top, prior_shape=10 * k0,
+                                           prior_strength=PRIOR_STRENGTH, spend=x,
+                                           outcome=obs[m, 4].copy(), dt=dt, weight=wk))
+            except ValueError as exc:  # the fit's own checks: numbers it cannot take
+                raise FailedPrecondition("outcomes", f"channel {quote(self.spec.channels[k].name)}"
+                                         f" cannot be fitted: {exc}") from None
             if value[k] <= 0:
                 value[k] = ((PRIOR_VALUE * PRIOR_VALUE_WEIGHT + wk @ obs[m, 3])
                             / (PRIOR_VALUE_WEIGHT + wk @ obs[m, 2]))
@@ -220,8 +337,17 @@ class CampaignModel:
         With ``draws`` > 1 the plan is the mean of the plans solved under that many draws
         (still feasible: the constraints are convex). Raises Infeasible only for the point
         estimate; a draw that cannot meet the CPA ceiling falls back to the point estimate,
-        then to no ceiling (``cpa_dropped``).
+        then to no ceiling (``cpa_dropped``). Numbers the solver cannot take, or a plan
+        whose expected outcomes are not finite, raise FailedPrecondition naming the
+        parameter: never a solution with inf or NaN in it.
         """
+        try:
+            return self._solve(rng, now, draws)
+        except InvalidProblem as exc:
+            raise FailedPrecondition(exc.parameter, f"{exc.message} (the campaign cannot be "
+                                     "solved with these numbers)") from None
+
+    def _solve(self, rng: np.random.Generator | None, now: float, draws: int) -> Solution:
         conv_post, imp_post, value = self._posteriors(now)
         point = self._problem([p.point() for p in conv_post],
                               [p.point() for p in imp_post] if imp_post else None, value,
@@ -239,13 +365,21 @@ class CampaignModel:
                     xs.append(solve(candidate)[0])
                     dropped = dropped or candidate.max_cpa != self.spec.max_cpa
                     break
-                except Infeasible:
+                except (Infeasible, InvalidProblem):
                     continue
+        if not xs:
+            raise FailedPrecondition("max_cpa", "no draw of the curves gave a feasible plan")
         used = drawn if draws == 1 else point
         return self._solution(np.mean(xs, axis=0), point, used, now, dropped)
 
     def _solution(self, x: np.ndarray, point: Problem, used: Problem, now: float,
                   dropped: bool) -> Solution:
+        # Overflow shows up as inf in the checks below, refused there: no warnings meanwhile.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._checked_solution(x, point, used, now, dropped)
+
+    def _checked_solution(self, x: np.ndarray, point: Problem, used: Problem, now: float,
+                          dropped: bool) -> Solution:
         conv = values(point.conv_kind, point.conv_params, x)
         imp = values(point.imp_kind, point.imp_params, x)
         revenue = float(point.value_per_conversion @ conv) * self.hours
@@ -258,12 +392,20 @@ class CampaignModel:
         ok = (x > 0) & (h > 0)
         per_conv = np.zeros(self.n_book)
         per_imp = np.zeros(self.n_book)
-        per_conv[self.members] = np.where(ok, a / np.where(ok, h, 1.0), 0.0)
-        per_imp[self.members] = np.where(ok, e / np.where(ok, h, 1.0), 0.0)
+        # A nearly flat curve prices its next unit of spend near 1 / 0: bids stay finite.
+        per_conv[self.members] = np.minimum(np.where(ok, a / np.where(ok, h, 1.0), 0.0), MAX_AMOUNT)
+        per_imp[self.members] = np.minimum(np.where(ok, e / np.where(ok, h, 1.0), 0.0), MAX_AMOUNT)
         full = np.zeros(self.n_book)
         full[self.members] = x * self.hours
+        cpa = spend / acq if acq > 0 else 0.0
+        objective = (s.weight_revenue * revenue + s.weight_acquisitions * acq
+                     + s.weight_exposure * exposure)
+        scalars = (revenue, acq, exposure, spend, cpa, objective)
+        if not (all(math.isfinite(v) for v in scalars) and np.all(np.isfinite(full))
+                and np.all(np.isfinite(per_conv)) and np.all(np.isfinite(per_imp))):
+            raise FailedPrecondition("budget", "the plan's expected outcomes are not finite "
+                                     "numbers (the campaign's numbers are too extreme)")
         return Solution(
-            spend=full, revenue=revenue, acquisitions=acq, exposure=exposure,
-            cpa=spend / acq if acq > 0 else 0.0,
-            objective=s.weight_revenue * revenue + s.weight_acquisitions * acq + s.weight_exposure * exposure,
-            solved_at=now, per_conv=per_conv, per_imp=per_imp, cpa_dropped=dropped)
+            spend=full, revenue=revenue, acquisitions=acq, exposure=exposure, cpa=cpa,
+            objective=objective, solved_at=now, per_conv=per_conv, per_imp=per_imp,
+            cpa_dropped=dropped)
