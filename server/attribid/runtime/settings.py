@@ -19,6 +19,21 @@ ENV_PREFIX = "ATTRIBID_"
 class Settings:
     #: host:port to serve on; port 0 picks a free port (logged at start)
     address: str = "127.0.0.1:50051"
+    #: PEM certificate chain to serve TLS with (needs tls_key); "" = plaintext, which only a
+    #: loopback address may serve without --insecure
+    tls_cert: str = ""
+    #: PEM private key of tls_cert
+    tls_key: str = ""
+    #: PEM certificates of the CAs that sign client certificates: mutual TLS, a caller
+    #: without such a certificate is refused (needs tls_cert); "" = none asked for
+    tls_client_ca: str = ""
+    #: bearer token file, one "TOKEN TENANT ROLE" a line ('#' comments; roles bidder, admin,
+    #: ops), re-read when it changes and on SIGHUP; "" = no tokens: every caller is the one
+    #: tenant "default", and only a loopback address is served without --insecure
+    auth_tokens: str = ""
+    #: serve a non-loopback address without TLS or without tokens (a trusted network or a
+    #: proxy that does both); tokens then cross the network in plaintext
+    insecure: bool = False
     #: Prometheus metrics HTTP port on the same host; 0 = a free port, -1 = off
     metrics_port: int = 9464
     #: ONNX model file; "" = the shipped model

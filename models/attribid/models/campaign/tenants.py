@@ -9,7 +9,7 @@ tenant ``OPEN_TENANT``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from attribid.models.campaign.book import CampaignBook
 
@@ -57,9 +57,27 @@ class TenantBooks:
         """Compile and run every kernel a book uses, on a scratch book."""
         CampaignBook(self.channels, **self._options).warm()
 
-    def step(self) -> int:
-        """One pass of the background loop over every tenant's book; campaigns re-solved."""
-        return sum(book.step() for book in self._books.values())
+    def step(self, *, on_failure: Callable[[str, Exception, bool], None] | None = None,
+             on_recovery: Callable[[str], None] | None = None) -> int:
+        """One pass of the background loop over every tenant's book; campaigns re-solved.
+
+        The callbacks are ``CampaignBook.step``'s; they hear a campaign of a tenant other
+        than ``OPEN_TENANT`` as ``qualified(tenant, campaign_id)``.
+        """
+        solved = 0
+        for tenant, book in self._books.items():
+            failure, recovery = on_failure, on_recovery
+            if tenant != OPEN_TENANT:
+                if on_failure is not None:
+                    def failure(cid: str, exc: Exception, first: bool, tenant: str = tenant,
+                                report: Callable[[str, Exception, bool], None] = on_failure) -> None:
+                        report(qualified(tenant, cid), exc, first)
+                if on_recovery is not None:
+                    def recovery(cid: str, tenant: str = tenant,
+                                 report: Callable[[str], None] = on_recovery) -> None:
+                        report(qualified(tenant, cid))
+            solved += book.step(on_failure=failure, on_recovery=recovery)
+        return solved
 
 
 def qualified(tenant: str, campaign_id: str) -> str:
