@@ -150,7 +150,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             # Admitted before the request is converted: a shed call costs no conversion.
             admission = service.admit(context.time_remaining())
             scored = await service.score_admitted(convert.score_input(request), admission, tenant)
-            return convert.score_response(scored, core.channels, core.model_version)
+            return convert.score_response(scored, core.channels, scored.model_version)
         return await self._unary("Score", context, handle)
 
     async def ScoreStream(self, request_iterator: AsyncIterator[pb.ScoreRequest],
@@ -195,7 +195,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 refusal = self._refuse(call, "ScoreStream", exc)
                 return pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(
                     code=refusal.code.value[0], message=refusal.message))
-            return convert.score_response(scored, core.channels, core.model_version)
+            return convert.score_response(scored, core.channels, scored.model_version)
 
     async def ReportOutcomes(self, request: pb.ReportOutcomesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ReportOutcomesResponse:
@@ -227,3 +227,16 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             spec = convert.campaign_spec(request, time.time())
             return convert.allocation_message(core.books.of(tenant).configure(spec))
         return await self._unary("ConfigureCampaign", context, handle)
+
+    async def ReloadModel(self, request: pb.ReloadModelRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ReloadModelResponse:
+        await self._authorize(context, "ReloadModel")
+
+        async def handle(core: Core) -> pb.ReloadModelResponse:
+            # A model that fails to load is answered in-band (reloaded false), not as an
+            # error status: the call worked, and the old model keeps serving.
+            done = await core.service.reload(request.model_path)
+            return pb.ReloadModelResponse(old_version=done.old_version,
+                                          new_version=done.new_version,
+                                          reloaded=done.reloaded, detail=done.detail)
+        return await self._unary("ReloadModel", context, handle)

@@ -3,6 +3,9 @@
 ``Scorer.infer_batch`` runs in the inference thread (Numba featurization and
 onnxruntime both release the GIL); everything else here is microseconds.
 Nothing in this module knows about gRPC.
+
+The model can be replaced while serving (``Scorer.swap``): a batch reads ``Scorer.model``
+once, so every call in it is scored, and answered with the version of, one model.
 """
 from __future__ import annotations
 
@@ -32,17 +35,21 @@ class Scored:
     reason: str = ""
     bids: np.ndarray | None = None
     impression_bid: float = 0.0
+    #: version of the model that scored this call (its base rate, for a fallback)
+    model_version: str = ""
 
 
 class Scorer:
     """Featurize and run the network over a batch; build the fallback answer."""
 
     def __init__(self, model: OnnxModel, max_batch: int, max_journey: int) -> None:
+        #: the model serving now; read once per batch, replaced only by ``swap``
         self.model = model
         self.channels = model.info.channels
         self.n_channels = len(self.channels)
         self.max_len = min(max_journey, model.info.max_len)
         self.max_batch = max_batch
+        self.max_journey = max_journey
         # One flat buffer, viewed as [batch, steps, 64] per run so each view is
         # contiguous (onnxruntime copies non-contiguous inputs).
         self._features = np.zeros(max_batch * self.max_len * N_FEATURES, np.float32)
@@ -50,6 +57,8 @@ class Scorer:
         self._lengths = np.zeros(max_batch, np.int64)
 
     def infer_batch(self, journeys: Sequence[Journey]) -> list[Scored]:
+        # Read once: a swap during this batch takes effect from the next one.
+        model = self.model
         b = len(journeys)
         lengths = [j.channel.shape[0] for j in journeys]
         offsets = np.zeros(b + 1, np.int64)
@@ -67,14 +76,54 @@ class Scorer:
                          np.fromiter((j.category for j in journeys), np.int32, b),
                          np.fromiter((j.ref_time for j in journeys), np.float64, b),
                          self.max_len, features, mask, self._lengths)
-        conversion, credit, _attention = self.model.run(features, mask)
+        conversion, credit, _attention = model.run(features, mask)
         shares = np.empty(credit.shape, np.float64)
         shares_over_present_kernel(credit, offsets, channel, shares)
-        return [Scored(j, float(conversion[k]), shares[k]) for k, j in enumerate(journeys)]
+        version = model.info.version
+        return [Scored(j, float(conversion[k]), shares[k], model_version=version)
+                for k, j in enumerate(journeys)]
 
     def fallback(self, journey: Journey, reason: str) -> Scored:
+        info = self.model.info
         credit = position_based_credit(journey.channel, np.zeros(self.n_channels))
-        return Scored(journey, self.model.info.base_rate, credit, fallback=True, reason=reason)
+        return Scored(journey, info.base_rate, credit, fallback=True, reason=reason,
+                      model_version=info.version)
+
+    def check(self, model: OnnxModel) -> None:
+        """Raise ValueError naming ``model_path`` unless ``model`` can take over from this one.
+
+        It must serve the same channels in the same order (the validator, the campaign book
+        and every caller's bids use them) and score as many touchpoints (the validator cuts
+        journeys to that length before they are batched).
+
+        >>> from attribid.models.onnx.runtime import load_model
+        >>> model = load_model(None)
+        >>> Scorer(model, 4, 64).check(load_model(None)) is None
+        True
+        """
+        path = model.info.path
+        if model.info.channels != self.channels:
+            raise ValueError(f"model_path: {path}: channels {list(model.info.channels)} differ "
+                             f"from the served {list(self.channels)}; a new taxonomy needs a "
+                             f"restart")
+        max_len = min(self.max_journey, model.info.max_len)
+        if max_len != self.max_len:
+            raise ValueError(f"model_path: {path}: scores {max_len} touchpoints per journey, "
+                             f"the served model {self.max_len}; a new length needs a restart")
+
+    def prepare(self, model: OnnxModel, now: float) -> None:
+        """Check ``model`` (``check``) and warm it on buffers of its own, beside serving."""
+        self.check(model)
+        Scorer(model, self.max_batch, self.max_journey).warm(now)
+
+    def swap(self, model: OnnxModel) -> OnnxModel:
+        """Serve ``model`` from the next batch on (``prepare`` it first); returns the old one.
+
+        The batch running now finishes on the old model, which is released after it.
+        """
+        self.check(model)
+        old, self.model = self.model, model
+        return old
 
     def warm(self, now: float) -> None:
         """Run every batch size once so no call pays for first-run costs."""

@@ -5,9 +5,14 @@ that arrives while the queue is full, is answered by the fallback (flagged) or
 refused, never left to time out. No gRPC here: callers pass the time left and a
 ``RawJourney``; a transport admits a call before it converts the request, so a
 refusal costs no conversion.
+
+``reload`` replaces the model while serving: the new one is loaded, checked and warmed
+beside the old, then swapped in between batches (``Scorer.swap``); calls in flight finish
+on the old one, and a model that fails any step never serves.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -17,6 +22,8 @@ import numpy as np
 from attribid.core.batcher import Batcher, Expired, Overloaded
 from attribid.models.campaign.tenants import OPEN_TENANT
 from attribid.models.errors import LoadShed, TooLate
+from attribid.models.onnx.runtime import OnnxModel, load_model
+from attribid.runtime import logs
 from attribid.runtime.metrics import Metrics
 from attribid.core.scoring import Bidder, Scored, Scorer
 from attribid.runtime.settings import Settings
@@ -47,6 +54,26 @@ class Admission:
 
 #: a call without a deadline (ScoreStream messages, in-process callers)
 UNHURRIED = Admission(float("inf"), False)
+#: longest reason a reload reports or logs: a path or error can be as long as a caller likes
+MAX_DETAIL = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReload:
+    """What one ``ScoringService.reload`` did.
+
+    >>> ModelReload("v1", "v2", True, "", "/models/attribid.onnx").reloaded
+    True
+    """
+
+    old_version: str
+    #: the version serving afterwards: ``old_version`` when the reload failed
+    new_version: str
+    reloaded: bool
+    #: why the model was not swapped in ("" when it was)
+    detail: str
+    #: the file loaded, or tried
+    model_path: str
 
 
 class ScoringService:
@@ -62,10 +89,15 @@ class ScoringService:
         self._margin = settings.deadline_margin_ms / 1000.0
         self._reject = settings.shed_with == "reject"
         self.validator = RequestValidator(scorer.channels, settings.max_touchpoints,
-                                          scorer.max_len, settings.future_tolerance_s)
+                                          scorer.max_len, settings.future_tolerance_s,
+                                          max_id_bytes=settings.max_id_bytes)
         self.batcher: Batcher = Batcher(
             scorer.infer_batch, max_batch=settings.max_batch, max_queue=settings.max_queue,
             max_wait_s=settings.max_wait_us / 1e6, on_batch=self._observe_batch, clock=clock)
+        #: the file a reload reads when it names none: the served model's
+        self.model_path = scorer.model.info.path
+        self._reloading = asyncio.Lock()
+        self._log = logs.get()
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(size)
@@ -83,6 +115,40 @@ class ScoringService:
                               CLICK, 0.1, 0) for i in range(3)])
         journey = self.validator.validate(raw, now)
         self.scorer.fallback(journey, "warm-up")
+
+    async def reload(self, model_path: str = "") -> ModelReload:
+        """Load ``model_path`` ("" = the file the served model came from) into a new session,
+        check and warm it off the event loop, and serve it from the next batch on.
+
+        A file that cannot be loaded, or a model with other channels or another journey
+        length (``Scorer.check``), is logged ("model reload failed") and the served model
+        stays; success logs "model reloaded" with both versions. Reloads run one at a time.
+        """
+        async with self._reloading:
+            path = model_path or self.model_path
+            old = self.scorer.model.info.version
+            started = self._clock()
+            try:
+                model = await asyncio.get_running_loop().run_in_executor(
+                    None, self._prepare, path)
+                self.scorer.swap(model)
+            except Exception as exc:  # any failure leaves the served model serving
+                detail = _clip(str(exc) or type(exc).__name__)
+                self._log.error("model reload failed", extra={
+                    "model_path": _clip(path), "model_version": old, "detail": detail})
+                return ModelReload(old, old, False, detail, path)
+            self.model_path = model.info.path
+            self._log.info("model reloaded", extra={
+                "old_version": old, "new_version": model.info.version,
+                "model_path": _clip(model.info.path),
+                "seconds": round(self._clock() - started, 3)})
+            return ModelReload(old, model.info.version, True, "", model.info.path)
+
+    def _prepare(self, path: str) -> OnnxModel:
+        """Load, check and warm a model (runs in a worker thread, beside the inference thread)."""
+        model = load_model(path, self.settings.intra_op_threads)
+        self.scorer.prepare(model, self._wallclock())
+        return model
 
     def admit(self, time_left: float | None) -> Admission:
         """Let a call in or turn it away; ``time_left`` is its remaining deadline in seconds.
@@ -145,3 +211,7 @@ class ScoringService:
         if j.impression_channel >= 0:
             bid = float(bids[j.impression_channel])
             scored.impression_bid = bid if bid >= j.floor_price and bid > 0 else 0.0
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 3] + "..."

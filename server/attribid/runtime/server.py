@@ -4,14 +4,18 @@ Start order: bind and answer health NOT_SERVING at once; load the model,
 compile and warm every kernel in a thread; only then report SERVING.
 Stop order: NOT_SERVING, stop accepting, drain in-flight calls within the
 grace period, flush the batcher, stop the allocation loop, release the model.
+Reload (SIGHUP, ``AttribidServer.reload``): the reload callbacks, then the model, swapped
+in between batches while health stays SERVING.
 """
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -30,7 +34,7 @@ from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:  # imported lazily at run time: the server binds before loading them
     from attribid.models.campaign.tenants import TenantBooks
-    from attribid.core.service import ScoringService
+    from attribid.core.service import ModelReload, ScoringService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
 
@@ -43,14 +47,30 @@ class Core:
     #: every tenant's campaigns (one tenant without tokens)
     books: "TenantBooks"
     channels: tuple[str, ...]
-    model_version: str
+
+    @property
+    def model_version(self) -> str:
+        """The model serving now (a reload changes it; each response names its own)."""
+        return self.service.scorer.model.info.version
+
+
+def new_start_id() -> str:
+    """A fresh id for one start of a server or a group of workers (12 hex digits).
+
+    >>> len(new_start_id()), new_start_id() != new_start_id()
+    (12, True)
+    """
+    return uuid.uuid4().hex[:12]
 
 
 class AttribidServer:
     """``await start()`` returns once bound; ``await wait_ready()``; ``await stop()``."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
+                 start_id: str = "") -> None:
         self.settings = settings
+        #: names this start in the "listening" and "serving" lines; workers share their group's
+        self.start_id = start_id or new_start_id()
         #: monotonic seconds; ``stop()`` measures its one deadline on it
         self.clock = clock
         self.port: int | None = None
@@ -66,6 +86,9 @@ class AttribidServer:
         self._tokens_task: asyncio.Task[None] | None = None
         self._stop_metrics: Callable[[], None] | None = None
         self._spinners: IdleSpinners | None = None
+        self._reload_callbacks: list[Callable[[], object]] = []
+        self._reloads: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._log = logs.get()
 
     async def start(self) -> None:
@@ -112,7 +135,7 @@ class AttribidServer:
             self.metrics_port, self._stop_metrics = self.metrics.serve(s.host, s.metrics_port)
         self._log.info("listening", extra={"address": f"{s.host}:{self.port}",
                                            "port": self.port, "metrics_port": self.metrics_port,
-                                           "pid": os.getpid(),
+                                           "pid": os.getpid(), "start_id": self.start_id,
                                            "tls": credentials is not None,
                                            "mutual_tls": bool(s.tls_client_ca),
                                            "tokens": self.tokens is not None})
@@ -134,6 +157,7 @@ class AttribidServer:
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self._log.info("serving", extra={"model_version": core.model_version,
                                          "channels": list(core.channels),
+                                         "pid": os.getpid(), "start_id": self.start_id,
                                          "warm_seconds": round(time.perf_counter() - started, 3)})
 
     @property
@@ -150,6 +174,46 @@ class AttribidServer:
     def _count_refusal(self, method: str, code: grpc.StatusCode) -> None:
         self.metrics.calls.labels(method, code.name).inc()
 
+    def add_reload_callback(self, callback: Callable[[], object]) -> None:
+        """Run ``callback()`` (awaited when it returns an awaitable) on every ``reload``."""
+        self._reload_callbacks.append(callback)
+
+    async def reload(self, model_path: str = "") -> "ModelReload | None":
+        """Run the reload callbacks, then reload the model (``ScoringService.reload``).
+
+        Callbacks come first: they are quick, and none waits on a model's warm-up. Returns
+        None when no model is serving yet (the one loading is read from its file as it is).
+        """
+        for callback in list(self._reload_callbacks):
+            try:
+                out = callback()
+                if inspect.isawaitable(out):
+                    await out
+            except Exception as exc:  # one failing callback keeps neither the rest nor the model
+                self._log.error("reload callback failed", extra={
+                    "callback": getattr(callback, "__qualname__", repr(callback)),
+                    "detail": f"{type(exc).__name__}: {exc}"[:500]})
+        core = self.core
+        if core is None:
+            self._log.warning("model reload skipped", extra={"detail": "not serving yet"})
+            return None
+        return await core.service.reload(model_path)
+
+    def reload_soon(self) -> None:
+        """Start ``reload()`` in the background (what SIGHUP does); ignored while stopping."""
+        if self._stopping:
+            self._log.warning("reload skipped", extra={"detail": "stopping"})
+            return
+        task = asyncio.get_running_loop().create_task(self._reload_logged(), name="attribid-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except Exception as exc:  # nothing awaits this task: its failure must not pass unseen
+            self._log.error("reload failed", exc_info=exc)
+
     async def stop(self, grace: float | None = None) -> None:
         """Drain and stop within ``grace`` seconds in all (default ``settings.grace_s``).
 
@@ -162,7 +226,11 @@ class AttribidServer:
         def remaining() -> float:
             return max(0.0, deadline - self.clock())
 
+        self._stopping = True
         await self._health.enter_graceful_shutdown()
+        for task in list(self._reloads):  # a model not yet swapped in is not worth waiting for
+            task.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
         if self._server is not None:
             await self._server.stop(remaining())
         if self._warm_task is not None and not self._warm_task.done():
@@ -207,12 +275,14 @@ def _build_core(settings: Settings, metrics: Metrics) -> Core:
     books.warm()
     service = ScoringService(settings, scorer, books, metrics)
     service.warm()
-    return Core(service=service, books=books, channels=model.info.channels,
-                model_version=model.info.version)
+    return Core(service=service, books=books, channels=model.info.channels)
 
 
-async def serve(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT: the first drains within the grace period, a second forces exit."""
+async def serve(settings: Settings, start_id: str = "") -> int:
+    """Run until SIGTERM/SIGINT: the first drains within the grace period, a second forces exit.
+
+    SIGHUP reloads (``AttribidServer.reload``) and goes on serving.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     log = logs.get()
@@ -227,11 +297,17 @@ async def serve(settings: Settings) -> int:
         log.info("draining", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
+    server = AttribidServer(settings, start_id=start_id)
+
+    def on_reload() -> None:
+        log.info("reloading", extra={"signal": "SIGHUP"})
+        server.reload_soon()
+
     # Handlers set with signal.signal (Python's or a caller's) come back when serving ends.
-    previous = {sig: signal.getsignal(sig) for sig in signals}
+    previous = {sig: signal.getsignal(sig) for sig in (*signals, signal.SIGHUP)}
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
-    server = AttribidServer(settings)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
     try:
         try:
             await server.start()
@@ -251,26 +327,28 @@ async def serve(settings: Settings) -> int:
         await server.stop()
         return 0 if failure is None else 1
     finally:
-        for sig in signals:
+        for sig in previous:
             loop.remove_signal_handler(sig)
             handler = previous[sig]
             if handler is not None:  # None: set outside Python, nothing to give back
                 signal.signal(sig, handler)
 
 
-def run_one(settings: Settings) -> int:
+def run_one(settings: Settings, start_id: str = "") -> int:
     """Serve in this process on uvloop until a signal; returns the exit code."""
     import uvloop
 
     logs.configure(settings.log_level)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(serve(settings))
+        return runner.run(serve(settings, start_id))
 
 
-def _worker(settings: Settings, index: int) -> None:
+def _worker(settings: Settings, index: int, start_id: str) -> None:
+    # A SIGHUP forwarded before serve() takes it over must not end the worker.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if settings.metrics_port > 0:
         settings = settings.replace(metrics_port=settings.metrics_port + index)
-    sys.exit(run_one(settings))
+    sys.exit(run_one(settings, start_id))
 
 
 def run_workers(settings: Settings) -> int:
@@ -278,7 +356,8 @@ def run_workers(settings: Settings) -> int:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(settings, i), name=f"attribid-{i}")
+    start_id = new_start_id()  # one for the group: a rolling restart tells groups apart by it
+    procs = [ctx.Process(target=_worker, args=(settings, i, start_id), name=f"attribid-{i}")
              for i in range(settings.workers)]
     for p in procs:
         p.start()
@@ -288,7 +367,8 @@ def run_workers(settings: Settings) -> int:
             if p.pid is not None and p.is_alive():
                 os.kill(p.pid, signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         for p in procs:
             p.join()

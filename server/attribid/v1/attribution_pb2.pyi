@@ -238,3 +238,21 @@ class Allocation(_message.Message):
     version: int
     pacing: float
     def __init__(self, campaign_id: _Optional[str] = ..., spend: _Optional[_Mapping[str, float]] = ..., share: _Optional[_Mapping[str, float]] = ..., revenue: _Optional[float] = ..., acquisitions: _Optional[float] = ..., exposure: _Optional[float] = ..., cpa: _Optional[float] = ..., objective: _Optional[float] = ..., solved_at_ms: _Optional[int] = ..., version: _Optional[int] = ..., pacing: _Optional[float] = ...) -> None: ...
+
+class ReloadModelRequest(_message.Message):
+    __slots__ = ("model_path",)
+    MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
+    model_path: str
+    def __init__(self, model_path: _Optional[str] = ...) -> None: ...
+
+class ReloadModelResponse(_message.Message):
+    __slots__ = ("old_version", "new_version", "reloaded", "detail")
+    OLD_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RELOADED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    old_version: str
+    new_version: str
+    reloaded: bool
+    detail: str
+    def __init__(self, old_version: _Optional[str] = ..., new_version: _Optional[str] = ..., reloaded: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...

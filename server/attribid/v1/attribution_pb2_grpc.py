@@ -59,6 +59,11 @@ class AttributionStub:
                 request_serializer=attribid_dot_v1_dot_attribution__pb2.ConfigureCampaignRequest.SerializeToString,
                 response_deserializer=attribid_dot_v1_dot_attribution__pb2.Allocation.FromString,
                 _registered_method=True)
+        self.ReloadModel = channel.unary_unary(
+                '/attribid.v1.Attribution/ReloadModel',
+                request_serializer=attribid_dot_v1_dot_attribution__pb2.ReloadModelRequest.SerializeToString,
+                response_deserializer=attribid_dot_v1_dot_attribution__pb2.ReloadModelResponse.FromString,
+                _registered_method=True)
 
 
 class AttributionServicer:
@@ -102,6 +107,19 @@ class AttributionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadModel(self, request, context):
+        """Admin only. Load a model file into a new session, warm it and serve it
+        from the next inference batch on; calls in flight finish on the old
+        model, and ScoreResponse.model_version names the model that scored each
+        call. A file that cannot be loaded, or a model whose channels or journey
+        length differ from the served one's, is not swapped in: the response says
+        so (reloaded false, detail naming model_path) and the old model keeps
+        serving. SIGHUP does the same for the file the served model came from.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AttributionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +147,11 @@ def add_AttributionServicer_to_server(servicer, server):
                     servicer.ConfigureCampaign,
                     request_deserializer=attribid_dot_v1_dot_attribution__pb2.ConfigureCampaignRequest.FromString,
                     response_serializer=attribid_dot_v1_dot_attribution__pb2.Allocation.SerializeToString,
+            ),
+            'ReloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModel,
+                    request_deserializer=attribid_dot_v1_dot_attribution__pb2.ReloadModelRequest.FromString,
+                    response_serializer=attribid_dot_v1_dot_attribution__pb2.ReloadModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +289,33 @@ class Attribution:
             '/attribid.v1.Attribution/ConfigureCampaign',
             attribid_dot_v1_dot_attribution__pb2.ConfigureCampaignRequest.SerializeToString,
             attribid_dot_v1_dot_attribution__pb2.Allocation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attribid.v1.Attribution/ReloadModel',
+            attribid_dot_v1_dot_attribution__pb2.ReloadModelRequest.SerializeToString,
+            attribid_dot_v1_dot_attribution__pb2.ReloadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
