@@ -71,9 +71,13 @@ SMALLER: dict[str, tuple[str, str]] = {
                                  "--markets table6"),
     "pareto": ("--spec examples/allocation_spec.json", "--spec examples/allocation_spec.json "
                                                        "--steps 3"),
+    "importance": ("--conversions runs/sim/conversions.csv", "--conversions "
+                   "runs/sim/conversions.csv --journeys 300 --bootstrap 2"),
+    "privacy": ("attribid privacy", "attribid privacy --journeys 2000 --repeats 3"),
 }
-#: commands that take more than a few seconds even when small (and train needs PyTorch)
-HEAVY = ("train", "evaluate", "pareto", "market-sim")
+#: commands that take more than a few seconds even when small (train and importance need
+#: the training extra)
+HEAVY = ("train", "evaluate", "pareto", "market-sim", "importance", "privacy")
 
 
 def batch_commands() -> list[tuple[str, str]]:
@@ -164,7 +168,7 @@ def test_readme_heavy_batch_commands_run_as_written(tmp_path: Path,
                         or "--method network" in line)
     runs = tmp_path / "runs"
     for name in ("evaluation.md", "pareto.md", "pareto.png", "market.md", "market_regret.png",
-                 "model/attribid.onnx"):
+                 "model/attribid.onnx", "importance.png", "privacy.md"):
         assert (runs / name).is_file(), name
     network = next(out for line, out in outputs.items() if "--method network" in line)
     assert sum(json.loads(network).values()) > 0

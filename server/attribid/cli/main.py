@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "attribute": "attribid.cli.attribute",
     "paths": "attribid.cli.paths",
     "privacy": "attribid.cli.privacy",
+    "importance": "attribid.cli.importance",
     "evaluate": "attribid.cli.evaluate",
     "allocate": "attribid.cli.allocate",
     "pareto": "attribid.cli.pareto",
