@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import socket
+import time
 
-from tests.serverproc import ServerProcess
+from attribid.client import Client
+from tests.serverproc import ServerProcess, wait_serving
 
 
 def test_a_model_that_cannot_load_exits_non_zero_with_a_clear_log(tmp_path):
@@ -32,3 +34,16 @@ def test_a_port_already_taken_exits_non_zero_naming_the_address():
     (line,) = proc.events("cannot start")
     assert line["level"] == "error" and f"127.0.0.1:{port}" in line["detail"]
     assert not proc.events("listening")
+
+
+def test_a_second_server_on_a_served_port_exits_1_and_the_first_keeps_serving():
+    with ServerProcess() as first:
+        wait_serving(first.address)
+        second = ServerProcess("--address", first.address).start()
+        assert second.wait(60) == 1
+        (line,) = second.events("cannot start")
+        assert first.address in line["detail"] and not second.events("listening")
+        assert not any("Traceback" in str(raw.get("text", "")) for raw in second.events("raw"))
+        with Client(first.address, timeout=10) as client:
+            client.score([{"channel": "search", "timestamp": time.time() - 60,
+                           "interaction": "click"}])
