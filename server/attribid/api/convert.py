@@ -70,7 +70,7 @@ def allocation_message(snap: AllocationSnapshot) -> pb.Allocation:
         campaign_id=snap.campaign_id, spend=snap.spend, share=snap.share, revenue=snap.revenue,
         acquisitions=snap.acquisitions, exposure=snap.exposure, cpa=snap.cpa,
         objective=snap.objective, solved_at_ms=int(snap.solved_at * 1000), version=snap.version,
-        pacing=snap.pacing,
+        pacing=snap.pacing, stale=snap.stale, stale_reason=snap.stale_reason,
     )
 
 

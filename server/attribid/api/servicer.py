@@ -73,13 +73,15 @@ class AttributionServicer(pb_grpc.AttributionServicer):
     """Serves ``server.core``; answers UNAVAILABLE while it is None (warming up)."""
 
     def __init__(self, server: Serving, metrics: Metrics, log_calls: bool,
-                 tokens: TokenTable | None = None) -> None:
+                 tokens: TokenTable | None = None, *,
+                 refusal_log_per_s: int = logs.REFUSAL_LOG_PER_S) -> None:
         self._server = server
         #: None: no tokens, every caller is OPEN_TENANT
         self._tokens = tokens
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
+        self._refusal_log = logs.RateLimitedLog(self._log, refusal_log_per_s)
 
     def _observe(self, method: str) -> _Call:
         return _Call(self, method)
@@ -95,9 +97,11 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         """The one place a core error becomes a status: counted, logged unless shed."""
         refusal = Refusal.of(exc)
         call.code = refusal.code
-        if exc.logged:
+        self._metrics.refusals.labels(method, refusal.code.name).inc()
+        # A few lines a second per method: the rest are counted and summarised (logs).
+        if exc.logged and self._refusal_log.allow(method):
             self._log.warning("refused", extra={"method": method, "code": refusal.code.name,
-                                                "detail": refusal.message})
+                                                "detail": logs.clip(refusal.message)})
         return refusal
 
     async def _fail(self, context: grpc.aio.ServicerContext, call: _Call, method: str,

@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from attribid.runtime import logs
-from attribid.campaigns.loop import run_allocation_loop
+from attribid.campaigns.loop import book_limits, run_allocation_loop
 from attribid.runtime.metrics import Metrics
 from attribid.api import auth, reflection
 from attribid.api.servicer import AttributionServicer
@@ -113,7 +113,8 @@ class AttribidServer:
             auth.AuthInterceptor(self.tokens, self._count_refusal)]
         server = grpc.aio.server(options=options, interceptors=interceptors)
         pb_grpc.add_AttributionServicer_to_server(
-            AttributionServicer(self, self.metrics, s.log_calls, self.tokens), server)
+            AttributionServicer(self, self.metrics, s.log_calls, self.tokens,
+                                refusal_log_per_s=s.refusal_log_per_s), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable(server, (SERVICE_NAME,
                                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
@@ -151,7 +152,8 @@ class AttribidServer:
             spinners.start()
             self._spinners = spinners
         core.service.start()
-        self._book_task = loop.create_task(run_allocation_loop(core.books), name="attribid-allocation")
+        self._book_task = loop.create_task(run_allocation_loop(core.books, self.metrics),
+                                           name="attribid-allocation")
         self.core = core
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -271,7 +273,8 @@ def _build_core(settings: Settings, metrics: Metrics) -> Core:
     scorer = Scorer(model, settings.max_batch, settings.max_journey)
     scorer.warm(time.time())
     # One book per tenant, each with the same options (and so the same limits).
-    books = TenantBooks(model.info.channels, resolve_period_s=settings.resolve_period_s)
+    books = TenantBooks(model.info.channels, resolve_period_s=settings.resolve_period_s,
+                        limits=book_limits(settings))
     books.warm()
     service = ScoringService(settings, scorer, books, metrics)
     service.warm()

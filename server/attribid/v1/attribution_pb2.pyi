@@ -200,7 +200,7 @@ class ConfigureCampaignRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., budget: _Optional[float] = ..., flight_start_ms: _Optional[int] = ..., flight_end_ms: _Optional[int] = ..., objective: _Optional[_Union[ObjectiveWeights, _Mapping]] = ..., max_cpa: _Optional[float] = ..., channels: _Optional[_Iterable[_Union[ChannelConstraint, _Mapping]]] = ..., bid_floor: _Optional[float] = ..., bid_cap: _Optional[float] = ...) -> None: ...
 
 class Allocation(_message.Message):
-    __slots__ = ("campaign_id", "spend", "share", "revenue", "acquisitions", "exposure", "cpa", "objective", "solved_at_ms", "version", "pacing")
+    __slots__ = ("campaign_id", "spend", "share", "revenue", "acquisitions", "exposure", "cpa", "objective", "solved_at_ms", "version", "pacing", "stale", "stale_reason")
     class SpendEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +226,8 @@ class Allocation(_message.Message):
     SOLVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PACING_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    STALE_REASON_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     spend: _containers.ScalarMap[str, float]
     share: _containers.ScalarMap[str, float]
@@ -237,7 +239,9 @@ class Allocation(_message.Message):
     solved_at_ms: int
     version: int
     pacing: float
-    def __init__(self, campaign_id: _Optional[str] = ..., spend: _Optional[_Mapping[str, float]] = ..., share: _Optional[_Mapping[str, float]] = ..., revenue: _Optional[float] = ..., acquisitions: _Optional[float] = ..., exposure: _Optional[float] = ..., cpa: _Optional[float] = ..., objective: _Optional[float] = ..., solved_at_ms: _Optional[int] = ..., version: _Optional[int] = ..., pacing: _Optional[float] = ...) -> None: ...
+    stale: bool
+    stale_reason: str
+    def __init__(self, campaign_id: _Optional[str] = ..., spend: _Optional[_Mapping[str, float]] = ..., share: _Optional[_Mapping[str, float]] = ..., revenue: _Optional[float] = ..., acquisitions: _Optional[float] = ..., exposure: _Optional[float] = ..., cpa: _Optional[float] = ..., objective: _Optional[float] = ..., solved_at_ms: _Optional[int] = ..., version: _Optional[int] = ..., pacing: _Optional[float] = ..., stale: _Optional[bool] = ..., stale_reason: _Optional[str] = ...) -> None: ...
 
 class ReloadModelRequest(_message.Message):
     __slots__ = ("model_path",)
