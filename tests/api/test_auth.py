@@ -394,6 +394,17 @@ def test_tokens_work_over_plaintext_on_loopback_and_the_file_is_reread_on_change
             path.write_text(f"{first} shop-a admin\n")
             assert srv.call(srv.server.tokens.reload_tokens) is True
             assert works(c1) and not works(c2)
+            # The server's reload (what SIGHUP runs) re-reads the tokens too: here an edit that
+            # keeps the size and the modification time, which only a reload can notice.
+            stamp = path.stat()
+            third = "third-token-0123456789"
+            assert len(third) == len(first)
+            path.write_text(f"{third} shop-a admin\n")
+            os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+            assert not srv.server.tokens.changed()
+            srv.call(srv.server.reload)
+            with Client(srv.address, timeout=10, token=third) as c3:
+                assert works(c3) and not works(c1)
 
 
 def test_a_malformed_token_file_stops_the_start_naming_the_file_and_line(tmp_path):

@@ -130,8 +130,10 @@ class AttribidServer:
         await server.start()
         self._server = server
         if self.tokens is not None:
+            tokens = self.tokens
             self._tokens_task = asyncio.get_running_loop().create_task(
-                self.tokens.watch(), name="attribid-tokens")
+                tokens.watch(), name="attribid-tokens")
+            self.add_reload_callback(tokens.reread)  # SIGHUP: the tokens, then the model
         if s.metrics_port >= 0:
             self.metrics_port, self._stop_metrics = self.metrics.serve(s.host, s.metrics_port)
         self._log.info("listening", extra={"address": f"{s.host}:{self.port}",
