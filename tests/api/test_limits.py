@@ -128,7 +128,7 @@ def test_a_failing_campaign_is_stale_in_get_allocation_and_the_others_go_on(
     assert wait_for(lambda: metric(srv, 'attribid_resolve_failures_total{campaign="sick"}') >= 2)
     failed = [line for line in srv.lines[mark:]
               if line["event"] == "re-solve failed; allocation stale"]
-    assert len(failed) == 1 and failed[0]["campaign_id"] == "'sick'"  # logged once, as JSON
+    assert len(failed) == 1 and failed[0]["campaign_id"] == "sick"  # logged once, as JSON
     with grpc.insecure_channel(srv.address) as channel:  # one campaign's failure: still serving
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                            timeout=5)

@@ -338,10 +338,10 @@ def test_the_loop_survives_a_failing_campaign_logs_it_once_and_counts_each_failu
     assert book.allocation("c1").version >= 6
     assert book.allocation("c2").version == 2 and not book.allocation("c2").stale
     failed = [r for r in lines if r.getMessage() == "re-solve failed; allocation stale"]
-    assert len(failed) == 1 and failed[0].campaign_id == "'c2'"  # type: ignore[attr-defined]
+    assert len(failed) == 1 and failed[0].campaign_id == "c2"  # type: ignore[attr-defined]
     assert failed[0].exc_info is not None  # an unexpected error: its traceback is logged
     assert [r.campaign_id for r in lines  # type: ignore[attr-defined]
-            if r.getMessage() == "re-solve recovered"] == ["'c2'"]
+            if r.getMessage() == "re-solve recovered"] == ["c2"]
     exported = generate_latest(metrics.registry).decode()
     failures = re.search(r'^attribid_resolve_failures_total\{campaign="c2"\} (\S+)$', exported, re.M)
     assert failures is not None and float(failures.group(1)) >= 2

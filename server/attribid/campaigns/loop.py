@@ -15,7 +15,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from attribid.models.errors import RequestError, quote
+from attribid.models.errors import MAX_ECHO, RequestError
 from attribid.runtime import logs
 from attribid.runtime.metrics import Metrics, campaign_label
 from attribid.runtime.settings import Settings
@@ -118,7 +118,7 @@ def _report(events: _Events, metrics: Metrics | None, log: "logs.Logger") -> Non
             # A refusal from the model names its field; anything else is a fault: traceback.
             expected = isinstance(exc, RequestError)
             log.error("re-solve failed; allocation stale", exc_info=None if expected else exc,
-                      extra={"campaign_id": quote(campaign_id), "error": type(exc).__name__,
-                             "detail": logs.clip(str(exc))})
+                      extra={"campaign_id": logs.clip(campaign_id, MAX_ECHO),
+                             "error": type(exc).__name__, "detail": logs.clip(str(exc))})
     for campaign_id in events.recovered:
-        log.info("re-solve recovered", extra={"campaign_id": quote(campaign_id)})
+        log.info("re-solve recovered", extra={"campaign_id": logs.clip(campaign_id, MAX_ECHO)})
