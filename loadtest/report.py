@@ -385,6 +385,13 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
     if res.get("failures"):
         lines += ["", "## Parts of this run that failed", "",
                   *[f"- {failure}" for failure in res["failures"]]]
-    md_path.write_text("\n".join(lines) + "\n")
+    # Sections other scripts measure (loadtest.interference) are kept as they are.
+    kept = ""
+    if md_path.exists():
+        from loadtest.interference import BEGIN, END
+        old = md_path.read_text()
+        if BEGIN in old and END in old:
+            kept = "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
+    md_path.write_text("\n".join(lines) + "\n" + kept)
     return [f"{'met' if ok else 'NOT met' if ok is not None else 'n/a':>8}  {a}: {m}"
             for a, m, ok in checklist]

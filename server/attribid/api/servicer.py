@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, NoReturn, 
 import grpc
 
 from attribid.api import convert
+from attribid.api.handlers import Undecoded
+from attribid.api.streams import StreamShare
 from attribid.api.auth import OPEN_TENANT, AuthRefusal, TokenTable
 from attribid.api.status import Refusal
+from attribid.campaigns.writer import CampaignWriter
 from attribid.runtime import logs
 from attribid.models.errors import RequestError
 from attribid.runtime.metrics import Metrics
@@ -20,8 +23,18 @@ if TYPE_CHECKING:  # the core is built after the server binds (attribid.runtime.
     from attribid.core.service import ScoringService
     from attribid.models.campaign.tenants import TenantBooks
 
-#: ScoreStream messages in flight per stream before reading pauses (backpressure)
-STREAM_WINDOW = 256
+#: ScoreStream messages read and not yet answered, per stream: a stream whose caller does not
+#: read its answers stops being read past this (and HTTP/2 flow control stops its sender)
+STREAM_WINDOW = 16
+#: ScoreStream messages being scored at once over all streams, in batches of max_batch: Score
+#: calls never queue behind more stream messages than this (and the rate they are let in at
+#: leaves the event loop to other calls: attribid.api.streams)
+STREAM_SHARE_BATCHES = 2
+#: a stream refused or ended early reads what its caller still sends, for at most this many
+#: messages and seconds, before the status: an asyncio client whose write is cut short by the
+#: status reports INTERNAL instead of the status it was sent (grpcio's aio client)
+STREAM_DRAIN_MESSAGES = 10_000
+STREAM_DRAIN_S = 1.0
 WARMING_UP = "warming up: not serving yet"
 
 Reply = TypeVar("Reply")
@@ -81,7 +94,18 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
+        self._writes = CampaignWriter()
+        #: undecodable requests: one log line a second per method, the rest counted
+        self._garbage_log = logs.RateLimitedLog(self._log, 1,
+                                                summary="undecodable requests suppressed")
+        self._stream_share: StreamShare | None = None
         self._refusal_log = logs.RateLimitedLog(self._log, refusal_log_per_s)
+
+    def close(self) -> None:
+        """Drop campaign writes not yet started (the server has stopped taking calls)."""
+        self._writes.close()
+        if self._stream_share is not None:
+            self._stream_share.close()
 
     def _observe(self, method: str) -> _Call:
         return _Call(self, method)
@@ -118,6 +142,14 @@ class AttributionServicer(pb_grpc.AttributionServicer):
     async def _authorize(self, context: grpc.aio.ServicerContext, method: str) -> str:
         """The caller's tenant, once its token allows ``method``; else the call is refused
         (UNAUTHENTICATED or PERMISSION_DENIED), counted, and logged at most once a second."""
+        try:
+            return self._caller(context, method)
+        except AuthRefusal as refusal:
+            await context.abort(refusal.code, refusal.message)
+            raise AssertionError("context.abort returns by raising")
+
+    def _caller(self, context: grpc.aio.ServicerContext, method: str) -> str:
+        """``_authorize`` without the abort: raises AuthRefusal, counted and logged."""
         tokens = self._tokens
         if tokens is None:
             return OPEN_TENANT
@@ -126,8 +158,33 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         except AuthRefusal as refusal:
             self._metrics.calls.labels(method, refusal.code.name).inc()
             tokens.log_refusal(method, refusal, context.peer() or "")
-            await context.abort(refusal.code, refusal.message)
-            raise AssertionError("context.abort returns by raising")
+            raise
+
+    def _undecoded(self, call: _Call, method: str, request: Undecoded) -> Refusal:
+        """INVALID_ARGUMENT for bytes that are not a message: counted per method, logged at
+        most once a second per method (the rest summarised), never echoed."""
+        self._metrics.undecodable.labels(method).inc()
+        if self._garbage_log.allow(method):
+            self._log.warning("undecodable request", extra={
+                "method": method, "request_type": request.message, "bytes": request.size})
+        return self._refuse(call, method, request.refusal())
+
+    async def refuse_undecoded(self, method: str, request: Undecoded,
+                               context: grpc.aio.ServicerContext) -> NoReturn:
+        """Answer a unary call whose bytes did not decode (``attribid.api.handlers``)."""
+        await self._authorize(context, method)
+        with self._observe(method) as call:
+            refusal = self._undecoded(call, method, request)
+            await context.abort(refusal.code, refusal.message, refusal.trailing_metadata())
+        raise AssertionError("context.abort returns by raising")
+
+    async def _end_stream(self, requests: AsyncIterator[object],
+                          context: grpc.aio.ServicerContext, code: grpc.StatusCode,
+                          message: str, metadata: tuple[tuple[str, bytes], ...] = ()) -> NoReturn:
+        """End a stream with ``code`` after reading, within bounds, what its caller still sends."""
+        await self._drain(requests)
+        await context.abort(code, message, metadata)
+        raise AssertionError("context.abort returns by raising")
 
     async def _ready(self, context: grpc.aio.ServicerContext, call: _Call) -> Core:
         core = self._server.core
@@ -157,44 +214,100 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             return convert.score_response(scored, core.channels, scored.model_version)
         return await self._unary("Score", context, handle)
 
-    async def ScoreStream(self, request_iterator: AsyncIterator[pb.ScoreRequest],
+    async def ScoreStream(self, request_iterator: AsyncIterator[pb.ScoreRequest | Undecoded],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ScoreResponse]:
-        tenant = await self._authorize(context, "ScoreStream")
+        try:
+            tenant = self._caller(context, "ScoreStream")
+        except AuthRefusal as refusal:
+            await self._end_stream(request_iterator, context, refusal.code, refusal.message)
         with self._observe("ScoreStream") as call:
-            core = await self._ready(context, call)
-            # Messages are scored concurrently (so they can share batches) and
-            # answered in order; the bounded queue applies backpressure.
-            pending: asyncio.Queue[asyncio.Future[pb.ScoreResponse] | None] = asyncio.Queue(
-                STREAM_WINDOW)
+            core = self._server.core
+            if core is None:
+                call.code = grpc.StatusCode.UNAVAILABLE
+                await self._end_stream(request_iterator, context, call.code, WARMING_UP)
+            if self._stream_share is None:
+                self._stream_share = StreamShare(
+                    STREAM_SHARE_BATCHES * core.service.settings.max_batch)
+            share = self._stream_share
+            # Messages are scored concurrently (so they can share batches) and answered in
+            # order. A message holds a slot of the window from before it is read until its
+            # answer is written: when the caller stops reading, writes wait, the window fills
+            # and this stream (only this one) stops being read.
+            window = asyncio.Semaphore(STREAM_WINDOW)
+            pending: asyncio.Queue[asyncio.Future[pb.ScoreResponse] | Refusal | BaseException
+                                   | None] = asyncio.Queue()
 
             async def read() -> None:
-                async for request in request_iterator:
-                    task = asyncio.ensure_future(self._score_one(core, request, tenant))
-                    await pending.put(task)
-                await pending.put(None)
+                try:
+                    iterator = request_iterator.__aiter__()
+                    while True:
+                        await window.acquire()
+                        try:
+                            request = await iterator.__anext__()
+                        except StopAsyncIteration:
+                            pending.put_nowait(None)
+                            return
+                        if request.__class__ is Undecoded:
+                            assert isinstance(request, Undecoded)
+                            refusal = self._undecoded(call, "ScoreStream", request)
+                            await self._drain(request_iterator)
+                            pending.put_nowait(refusal)
+                            return
+                        assert isinstance(request, pb.ScoreRequest)
+                        pending.put_nowait(asyncio.ensure_future(
+                            self._score_one(core, request, tenant, share)))
+                except BaseException as exc:  # ends the answers too, instead of leaving them waiting
+                    pending.put_nowait(exc)
+                    raise
 
             reader = asyncio.ensure_future(read())
             try:
                 while True:
-                    task = await pending.get()
-                    if task is None:
+                    item = await pending.get()
+                    if item is None:
                         break
-                    yield await task
+                    if isinstance(item, Refusal):
+                        await context.abort(item.code, item.message, item.trailing_metadata())
+                        raise AssertionError("context.abort returns by raising")
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield await item
+                    window.release()
                 await reader
             finally:
                 if not reader.done():
                     reader.cancel()
                 while not pending.empty():
-                    task = pending.get_nowait()
-                    if task is not None:
-                        task.cancel()
+                    item = pending.get_nowait()
+                    if isinstance(item, asyncio.Future):
+                        item.cancel()
 
-    async def _score_one(self, core: Core, request: pb.ScoreRequest,
-                         tenant: str) -> pb.ScoreResponse:
+    @staticmethod
+    async def _drain(requests: AsyncIterator[object]) -> None:
+        """Read and drop what a stream's caller still sends, within STREAM_DRAIN_* bounds."""
+        async def drain() -> None:
+            read = 0
+            async for _ in requests:
+                read += 1
+                if read >= STREAM_DRAIN_MESSAGES:
+                    return
+
+        draining = asyncio.ensure_future(drain())
+        try:
+            await asyncio.wait({draining}, timeout=STREAM_DRAIN_S)
+        finally:
+            if not draining.done():
+                draining.cancel()
+            # The caller may have gone, or sent what cannot be read: the status goes out anyway.
+            await asyncio.gather(draining, return_exceptions=True)
+
+    async def _score_one(self, core: Core, request: pb.ScoreRequest, tenant: str,
+                         share: StreamShare) -> pb.ScoreResponse:
         with self._observe("ScoreStream.message") as call:
             try:
-                scored = await core.service.score_admitted(convert.score_input(request),
-                                                           tenant=tenant)
+                async with share:
+                    scored = await core.service.score_admitted(convert.score_input(request),
+                                                               tenant=tenant)
             except RequestError as exc:
                 refusal = self._refuse(call, "ScoreStream", exc)
                 return pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(
@@ -205,10 +318,15 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                              context: grpc.aio.ServicerContext) -> pb.ReportOutcomesResponse:
         tenant = await self._authorize(context, "ReportOutcomes")
 
+        def write(core: Core) -> tuple[bool, int, int]:
+            book = core.books.of(tenant)
+            book.check_report(request.batch_id, len(request.outcomes))  # before any conversion
+            return book.report(request.campaign_id, request.batch_id,
+                               convert.outcome_columns(request), convert.period_end(request))
+
         async def handle(core: Core) -> pb.ReportOutcomesResponse:
-            duplicate, accepted, version = core.books.of(tenant).report(
-                request.campaign_id, request.batch_id, convert.outcome_rows(request),
-                convert.period_end(request))
+            # Conversion, validation and the model update run in the writer thread.
+            duplicate, accepted, version = await self._writes.run(write, core)
             if not duplicate:
                 self._metrics.outcomes.inc(accepted)
             return pb.ReportOutcomesResponse(duplicate=duplicate, accepted=accepted,
@@ -227,9 +345,13 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                                 context: grpc.aio.ServicerContext) -> pb.Allocation:
         tenant = await self._authorize(context, "ConfigureCampaign")
 
-        async def handle(core: Core) -> pb.Allocation:
+        def write(core: Core) -> pb.Allocation:
             spec = convert.campaign_spec(request, time.time())
             return convert.allocation_message(core.books.of(tenant).configure(spec))
+
+        async def handle(core: Core) -> pb.Allocation:
+            # The spec's checks and the first solve run in the writer thread.
+            return await self._writes.run(write, core)
         return await self._unary("ConfigureCampaign", context, handle)
 
     async def ReloadModel(self, request: pb.ReloadModelRequest,

@@ -24,22 +24,31 @@ CODES: Mapping[str, grpc.StatusCode] = {
     "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-#: longest message and description sent: a refusal that quotes a huge name from the request
-#: must still fit, message and details together, in a client's 8 KiB of trailing metadata
+#: longest message and description sent, in UTF-8 bytes: a refusal that quotes a huge name
+#: from the request must still fit, message and details together, in a client's 8 KiB of
+#: trailing metadata (a byte outside printable ASCII travels as three in grpc-message)
 MAX_TEXT = 1000
 
 
 def clip(text: str) -> str:
-    """``text`` cut to MAX_TEXT characters, marked where it was cut.
+    """``text`` cut to MAX_TEXT bytes of UTF-8, marked where it was cut.
 
     >>> short = clip("x" * 5000)
     >>> len(short), short.endswith("x... (5000 chars)"), clip("fits") == "fits"
     (1000, True, True)
+    >>> emoji = clip("\U0001F600" * 5000)
+    >>> len(emoji.encode()) <= 1000, emoji.endswith("... (5000 chars)")
+    (True, True)
     """
-    if len(text) <= MAX_TEXT:
+    # Four bytes at most per character: short texts are decided without encoding them.
+    if len(text) * 4 <= MAX_TEXT:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_TEXT:
         return text
     tail = f"... ({len(text)} chars)"
-    return text[: MAX_TEXT - len(tail)] + tail
+    # Cut on bytes; a character the cut splits is dropped whole.
+    return data[: MAX_TEXT - len(tail)].decode("utf-8", "ignore") + tail
 
 
 @dataclass(frozen=True, slots=True)
