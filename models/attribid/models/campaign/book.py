@@ -284,6 +284,11 @@ class CampaignBook:
         assert snap is not None
         return snap
 
+    def observations(self, campaign_id: str) -> np.ndarray:
+        """What the campaign's next fit reads: one row per channel and reported period
+        (``CampaignModel.observations``)."""
+        return self._get(campaign_id).model.observations()
+
     def resolve_now(self, campaign_id: str) -> AllocationSnapshot:
         """Re-fit the curves, draw Thompson samples and re-solve, now."""
         camp = self._get(campaign_id)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Mapping, Sequence
 
@@ -36,6 +37,7 @@ PRIOR_VALUE = 100.0
 PRIOR_VALUE_WEIGHT = 2.0
 #: prior weight of a curve's top, in pseudo-outcomes (weak: a day of data overrides it)
 PRIOR_STRENGTH = 2.0
+#: periods a campaign keeps for the fit, over all its channels; the oldest are dropped first
 MAX_OBSERVATIONS = 20_000
 _E1 = 1.0 - math.exp(-1.0)
 
@@ -208,6 +210,63 @@ def merge_period(rows: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class ChannelPeriods:
+    """One channel's reported periods, their ends ascending; each period holds the sum of
+    every report that ended there (spend, conversions, revenue, impressions).
+
+    A period runs from the end before it (``base`` for the first) to its own end, so the
+    periods, and every fit made of them, are the same whatever order reports arrive in.
+
+    >>> p = ChannelPeriods(base=0.0)
+    >>> for end, spend in ((7200.0, 2.0), (3600.0, 1.0), (7200.0, 0.5)):
+    ...     p.add(end, np.array([spend, 0.0, 0.0, 0.0]))
+    True
+    True
+    True
+    >>> p.ends, [float(v[0]) for v in p.sums], p.hours().tolist()
+    ([3600.0, 7200.0], [1.0, 2.5], [1.0, 1.0])
+    """
+
+    #: where the first kept period starts: the flight start, or the end of the newest
+    #: period dropped to keep within MAX_OBSERVATIONS
+    base: float
+    #: whether periods were dropped (a report ending at or before ``base`` is then outside
+    #: the periods the fit keeps)
+    dropped: bool = False
+    ends: list[float] = field(default_factory=list)
+    sums: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, end: float, values: np.ndarray) -> bool:
+        """Add one report's sums to the period ending at ``end``, creating it if new;
+        False (nothing kept) when that period is older than the ones kept."""
+        if self.dropped and end <= self.base:
+            return False
+        i = bisect_left(self.ends, end)
+        if i < len(self.ends) and self.ends[i] == end:
+            self.sums[i] = self.sums[i] + values  # a new array: copies share none
+        else:
+            self.ends.insert(i, end)
+            self.sums.insert(i, np.array(values, dtype=np.float64))
+        return True
+
+    def drop_oldest(self) -> None:
+        self.base = self.ends.pop(0)
+        del self.sums[0]
+        self.dropped = True
+
+    def hours(self) -> np.ndarray:
+        """Each period's length in hours; a first period that ends at or before ``base``
+        (outcomes reported for before the flight) counts as one hour."""
+        ends = np.asarray(self.ends, dtype=np.float64)
+        dt = np.diff(ends, prepend=self.base) / HOUR
+        dt[dt <= 0] = 1.0
+        return dt
+
+    def copy(self) -> "ChannelPeriods":
+        return ChannelPeriods(self.base, self.dropped, list(self.ends), list(self.sums))
+
+
 @dataclass(frozen=True)
 class Solution:
     """A solved allocation over the book's channels (arrays float64 [C], 0 off the campaign)."""
@@ -242,16 +301,17 @@ class CampaignModel:
         share = np.array([TABLE6_PRE_SHARE.get(c.name, OTHER_SHARE) for c in spec.channels])
         self.prior_shape = share / share.sum() * self.rate_budget
         self.half_life_s = half_life_s
-        self._obs: list[np.ndarray] = []  # rows: channel, spend, conv, rev, imp, dt_hours, end
-        self._last_end: dict[int, float] = {}
+        #: per book channel index: its periods (a channel gets one on its first report)
+        self._periods: dict[int, ChannelPeriods] = {}
+        self._n_periods = 0
         #: what the campaign has accumulated over its life, OUTCOME_FIELDS order (<= MAX_AMOUNT)
         self.totals = np.zeros(len(OUTCOME_FIELDS))
 
     def adopt(self, old: "CampaignModel") -> None:
         """Take over the observations of a model this one replaces, for the channels kept."""
         kept = set(self.members.tolist())
-        self._obs = [o for o in old._obs if int(o[0]) in kept]
-        self._last_end = {c: t for c, t in old._last_end.items() if c in kept}
+        self._periods = {c: p.copy() for c, p in old._periods.items() if c in kept}
+        self._n_periods = sum(len(p.ends) for p in self._periods.values())
         self.totals = old.totals.copy()
 
     def check_totals(self, rows: np.ndarray) -> np.ndarray:
@@ -270,29 +330,63 @@ class CampaignModel:
         return running[-1] if len(rows) else self.totals.copy()
 
     def add(self, rows: np.ndarray, end: float) -> None:
-        """Record one period's rows (from validate_rows) ending at ``end`` (epoch s).
+        """Record one report's rows (from validate_rows) for the period ending at ``end`` (epoch s).
 
-        Refused whole (InvalidArgument, nothing recorded) when a total would pass MAX_AMOUNT.
+        Each channel keeps its outcomes per period: a report lands in the period with its own
+        end, created if new, wherever it falls (a late report for a period before the latest
+        goes there, not into the latest), and is added to what that period holds (a second
+        report for the same period and channel, under a new batch id, is a correction that
+        adds; it replaces nothing). A period runs from the channel's previous period end (the
+        flight start for its first). Refused whole (InvalidArgument, nothing recorded) when a
+        total would pass MAX_AMOUNT.
+
+        >>> from attribid.models.campaign.book import CampaignSpec, ChannelSpec
+        >>> m = CampaignModel(CampaignSpec("c", 100.0, 0.0, 4 * HOUR, 1, 0, 0, 0,
+        ...                                (ChannelSpec("search", 0, 0, 1.0),), 0, 0),
+        ...                   ("search",), 3 * 24 * HOUR)
+        >>> m.add(np.array([[0, 10.0, 0, 0, 0]]), 1 * HOUR)
+        >>> m.add(np.array([[0, 20.0, 0, 0, 0]]), 2 * HOUR)
+        >>> m.add(np.array([[0, 0.0, 3.0, 0, 0]]), 1 * HOUR)  # late conversions of hour 1
+        >>> m.observations()[:, 1:3].tolist()
+        [[10.0, 3.0], [20.0, 0.0]]
         """
         self.totals = self.check_totals(rows)
-        # A period's rows of one channel end up merged into one observation: merging them
-        # first makes this loop one pass per channel, whatever the rows.
+        # A period's rows of one channel are summed first: one pass per channel, whatever the rows.
         for r in merge_period(rows):
             ch = int(r[0])
-            last = self._last_end.get(ch, self.spec.flight_start)
-            dt = (end - last) / HOUR
-            if dt <= 0 and any(o[0] == ch for o in self._obs[-len(self.members) * 4:]):
-                # Same period reported again in another batch: merge into the last row.
-                o = next(o for o in reversed(self._obs) if o[0] == ch)
-                o[1:5] += r[1:5]
+            periods = self._periods.get(ch)
+            if periods is None:
+                periods = self._periods[ch] = ChannelPeriods(base=float(self.spec.flight_start))
+            before = len(periods.ends)
+            periods.add(end, r[1:5])
+            self._n_periods += len(periods.ends) - before
+        while self._n_periods > MAX_OBSERVATIONS:
+            # the oldest period of all channels goes first (ties: any of them)
+            oldest = min((p for p in self._periods.values() if p.ends), key=lambda p: p.ends[0])
+            oldest.drop_oldest()
+            self._n_periods -= 1
+
+    def observations(self) -> np.ndarray:
+        """The fit's input: float64 [n, 7], one row per channel and period (channel index,
+        spend, conversions, revenue, impressions, period hours, period end), channels in
+        book order, each channel's periods by end."""
+        blocks = []
+        for ch in sorted(self._periods):
+            p = self._periods[ch]
+            if not p.ends:
                 continue
-            self._obs.append(np.array([ch, *r[1:5], dt if dt > 0 else 1.0, end]))
-            self._last_end[ch] = end
-        if len(self._obs) > MAX_OBSERVATIONS:
-            del self._obs[: len(self._obs) - MAX_OBSERVATIONS]
+            block = np.empty((len(p.ends), 7))
+            block[:, 0] = ch
+            block[:, 1:5] = np.array(p.sums)
+            block[:, 5] = p.hours()
+            block[:, 6] = p.ends
+            blocks.append(block)
+        return np.concatenate(blocks) if blocks else np.empty((0, 7))
 
     def _posteriors(self, now: float) -> tuple[list[fitting.Posterior], list[fitting.Posterior] | None, np.ndarray]:
-        obs = np.array(self._obs) if self._obs else np.empty((0, 7))
+        obs = self.observations()
+        # Each period is weighed by its own age: outcomes reported late for an old period
+        # count as old, where they belong.
         w = 0.5 ** (np.maximum(now - obs[:, 6], 0.0) / self.half_life_s)
         conv, imp = [], []
         value = self.fixed_value.copy()
