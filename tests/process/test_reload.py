@@ -158,7 +158,8 @@ def test_workers_reload_on_sighup_and_a_new_group_takes_over_from_the_old(tmp_pa
         # logged "serving" with the new group's start id; then the old group drains.
         with Client(address, timeout=10) as client:  # its default retry policy
             assert client.score(journey(0)).model_version == "v2"
-            new = ServerProcess("--workers", "2", "--address", address, env=env).start()
+            new = ServerProcess("--workers", "2", "--address", address, "--take-over",
+                                env=env).start()
             serving = wait_events(new, "serving", 2)
             start_ids = {line["start_id"] for line in serving}
             assert len(start_ids) == 1 and start_ids.isdisjoint(

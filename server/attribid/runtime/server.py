@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from attribid.runtime import logs
+from attribid.runtime import group, logs
 from attribid.campaigns.loop import book_limits, run_allocation_loop
 from attribid.runtime.metrics import Metrics
 from attribid.api import auth, reflection
@@ -103,7 +103,8 @@ class AttribidServer:
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
-            ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
+            # shared by a group's workers, and by a group started beside another (--take-over)
+            ("grpc.so_reuseport", 1 if s.workers > 1 or s.take_over else 0),
             # Receive windows stay at HTTP/2's 64 KiB: probing would grow them by megabytes
             # for a stream the server has stopped reading (attribid.api.servicer.STREAM_WINDOW).
             ("grpc.http2.bdp_probe", 0),
@@ -360,24 +361,47 @@ def run_one(settings: Settings, start_id: str = "") -> int:
         return runner.run(serve(settings, start_id))
 
 
-def _worker(settings: Settings, index: int, start_id: str) -> None:
+def _worker(settings: Settings, index: int, start_id: str, parent: int) -> None:
     # A SIGHUP forwarded before serve() takes it over must not end the worker.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    log = logs.configure(settings.log_level)
+    try:
+        # No orphan keeps the port: a worker drains and exits when its parent dies.
+        how = group.die_with_parent(parent, settings.grace_s)
+    except group.ParentGone as exc:
+        log.error("cannot start", extra={"detail": str(exc), "pid": os.getpid()})
+        sys.exit(1)
+    log.info("worker started", extra={"index": index, "pid": os.getpid(), "parent_pid": parent,
+                                      "start_id": start_id, "dies_with_parent": how})
     if settings.metrics_port > 0:
         settings = settings.replace(metrics_port=settings.metrics_port + index)
     sys.exit(run_one(settings, start_id))
 
 
 def run_workers(settings: Settings) -> int:
-    """Several processes on one port (SO_REUSEPORT), started before any gRPC object exists."""
+    """Several processes on one port (SO_REUSEPORT), started before any gRPC object exists.
+
+    Refused (exit 1, one "cannot start" line naming the address) when a process already
+    listens on the address, unless ``settings.take_over`` starts this group beside it.
+    """
     import multiprocessing
 
+    log = logs.get()
+    held = None if settings.take_over else group.holder(settings.host, settings.port)
+    if held is not None:
+        log.error("cannot start", extra={
+            "address": held, "detail": f"address: {held} is already in use by another "
+            "process (another attribid group?); --take-over starts a group beside it "
+            "(a rolling restart)"})
+        return 1
     ctx = multiprocessing.get_context("spawn")
     start_id = new_start_id()  # one for the group: a rolling restart tells groups apart by it
-    procs = [ctx.Process(target=_worker, args=(settings, i, start_id), name=f"attribid-{i}")
+    procs = [ctx.Process(target=_worker, args=(settings, i, start_id, os.getpid()),
+                         name=f"attribid-{i}")
              for i in range(settings.workers)]
-    for p in procs:
-        p.start()
+    with group.spawning():
+        for p in procs:
+            p.start()
 
     def forward(signum: int, _frame: object) -> None:
         for p in procs:

@@ -74,6 +74,10 @@ class Settings:
     grace_s: float = 5.0
     #: server processes sharing the port (SO_REUSEPORT); each gets metrics_port + i
     workers: int = 1
+    #: start beside a server or group already listening on the address, sharing the port
+    #: (SO_REUSEPORT) until the old one is stopped: a rolling restart; without it a group
+    #: finds the address in use and exits 1
+    take_over: bool = False
     #: seconds between background re-solves of campaign allocations
     resolve_period_s: float = 5.0
     #: campaigns a tenant may have, its default campaign included; a new one past this gets
