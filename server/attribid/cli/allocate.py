@@ -25,6 +25,7 @@ from attribid.kernels.dp_allocation import solve_auto
 from attribid.kernels.response import values
 from attribid.models.allocation.report import slsqp_check, solution
 from attribid.models.allocation.spec import Spec, SpecError, load
+from attribid.models.textgrid import grid
 
 #: a constraint binds when its slack is below this share of its size
 _TIGHT = 1e-6
@@ -94,10 +95,7 @@ def plan_text(spec: Spec, doc: dict[str, Any]) -> str:
                  f"{doc['acquisitions']:,.1f}", f"{doc['revenue']:,.2f}",
                  f"{doc['cpa']:,.2f}" if doc.get("cpa") is not None else "-",
                  f"{doc['revenue'] / spent:,.2f}" if spent > 0 else "-"])
-    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    table = ["  ".join(c.ljust(widths[0]) if k == 0 else c.rjust(widths[k])
-                       for k, c in enumerate(r)) for r in rows]
-    table.insert(1, "  ".join("-" * w for w in widths))
+    table = grid(rows[0], rows[1:])
     lines = [f"Budget {p.budget:,.2f}: {spent:,.2f} allocated"
              + (f", {p.budget - spent:,.2f} unspent" if p.budget - spent > 0.005 else ""),
              f"Expected revenue {doc['revenue']:,.2f}, {doc['acquisitions']:,.1f} acquisitions"

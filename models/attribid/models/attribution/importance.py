@@ -27,6 +27,7 @@ from attribid.models.evaluation.metrics import auc, log_loss
 from attribid.models.network.dataset import featurize_journeys, reference_times, truncate
 from attribid.models.onnx.runtime import OnnxModel
 from attribid.models.progress import bar
+from attribid.models.textgrid import grid
 
 #: feature group -> its columns in the featurizer's layout (FEATURE_SPEC_VERSION 1)
 GROUPS: dict[str, tuple[int, ...]] = {
@@ -200,19 +201,8 @@ def importance_table(imp: Importance, markdown: bool = False) -> str:
     title1 = "What drives the credit and the conversion prediction"
     title2 = "Mean |change| of each channel's credit share where it was touched"
     return "\n".join([intro, "", ("### " if markdown else "") + title1, "",
-                      *_grid(header, rows, markdown), "", ("### " if markdown else "") + title2,
-                      "", *_grid(per_header, per_rows, markdown)]) + "\n"
-
-
-def _grid(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
-    if markdown:
-        return (["| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-                + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
-    return ["  ".join(c.ljust(widths[0]) if k == 0 else c.rjust(widths[k])
-                      for k, c in enumerate(r)).rstrip()
-            for r in [header, ["-" * w for w in widths], *rows]]
+                      *grid(header, rows, markdown), "", ("### " if markdown else "") + title2,
+                      "", *grid(per_header, per_rows, markdown)]) + "\n"
 
 
 def importance_document(imp: Importance) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import orjson
 
 from attribid.models.attribution.classic import MarkovChain
 from attribid.models.data.journeys import Journeys
+from attribid.models.textgrid import grid, number
 
 #: path-length buckets: (label, lowest length, highest length)
 LENGTH_BUCKETS: tuple[tuple[str, int, float], ...] = (
@@ -135,25 +136,6 @@ def path_report(journeys: Journeys, weight: np.ndarray | None = None,
                       median, MarkovChain(journeys, 1).transition_matrix(weight))
 
 
-def _fmt(value: float, digits: int = 0, percent: bool = False) -> str:
-    if not math.isfinite(value):
-        return "-"
-    return f"{100 * value:.{digits}f}%" if percent else f"{value:,.{digits}f}"
-
-
-def _grid(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
-    if markdown:
-        return (["| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-                + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(widths[0]) if k == 0 else c.rjust(widths[k])
-                         for k, c in enumerate(cells)).rstrip()
-    return [line(header), line(["-" * x for x in widths]), *[line(r) for r in rows]]
-
-
 def render_paths(report: PathReport, fmt: str = "table", top: int = 20) -> str:
     """The report as ``table``, ``markdown``, ``json`` or ``csv`` (every path, in
     ChannelAttribution's format, which ``attribid attribute --paths`` reads)."""
@@ -172,31 +154,31 @@ def render_paths(report: PathReport, fmt: str = "table", top: int = 20) -> str:
     md = fmt == "markdown"
     head = "### " if md else ""
     rate = report.conversions / report.journeys if report.journeys else math.nan
-    lines = [f"{_fmt(report.journeys)} journeys, {_fmt(report.conversions)} conversions "
-             f"({_fmt(rate, 2, True)}), value {_fmt(report.value, 2)}, "
+    lines = [f"{number(report.journeys)} journeys, {number(report.conversions)} conversions "
+             f"({number(rate, 2, True)}), value {number(report.value, 2)}, "
              f"{len(report.paths):,} distinct paths", ""]
     shown = report.paths[:top]
     lines += [f"{head}Top {len(shown)} paths by conversions", ""]
-    lines += _grid(["path", "journeys", "conversions", "conv. rate", "value", "share of conv."],
-                   [[" > ".join(p.path), _fmt(p.journeys), _fmt(p.conversions, 0),
-                     _fmt(p.conversion_rate, 2, True), _fmt(p.value, 2),
-                     _fmt(p.conversions / report.conversions if report.conversions else math.nan,
+    lines += grid(["path", "journeys", "conversions", "conv. rate", "value", "share of conv."],
+                   [[" > ".join(p.path), number(p.journeys), number(p.conversions, 0),
+                     number(p.conversion_rate, 2, True), number(p.value, 2),
+                     number(p.conversions / report.conversions if report.conversions else math.nan,
                           1, True)] for p in shown], md)
     lines += ["", f"{head}Path length (touches)", ""]
-    lines += _grid(["length", "journeys", "conversions", "conv. rate"],
-                   [[label, _fmt(n), _fmt(c), _fmt(c / n if n else math.nan, 2, True)]
+    lines += grid(["length", "journeys", "conversions", "conv. rate"],
+                   [[label, number(n), number(c), number(c / n if n else math.nan, 2, True)]
                     for label, n, c in report.lengths], md)
     if report.time_to_conversion is not None:
         lines += ["", f"{head}Time from first touch to conversion (median "
-                      f"{_fmt(report.median_hours or 0.0, 1)} hours)", ""]
-        lines += _grid(["time", "conversions", "share"],
-                       [[label, _fmt(c), _fmt(c / report.conversions if report.conversions
+                      f"{number(report.median_hours or 0.0, 1)} hours)", ""]
+        lines += grid(["time", "conversions", "share"],
+                       [[label, number(c), number(c / report.conversions if report.conversions
                                               else math.nan, 1, True)]
                         for label, c in report.time_to_conversion], md)
     rows, cols, matrix = report.transitions
     lines += ["", f"{head}Markov transition matrix (order 1): P(row -> column)", ""]
-    lines += _grid(["from \\ to", *cols],
-                   [[name, *(_fmt(p, 1, True) if p > 0 else "." for p in matrix[k])]
+    lines += grid(["from \\ to", *cols],
+                   [[name, *(number(p, 1, True) if p > 0 else "." for p in matrix[k])]
                     for k, name in enumerate(rows)], md)
     return "\n".join(lines) + "\n"
 

@@ -35,6 +35,7 @@ from attribid.models.attribution.privacy import (
 )
 from attribid.models.data.loader import LoadedJourneys
 from attribid.models.progress import bar
+from attribid.models.textgrid import grid, number
 
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "report-json", "json")
 #: interval level of the bootstrap
@@ -199,32 +200,10 @@ def _rows(report: Report, credit: MethodCredit) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(value: float, digits: int, percent: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if percent:
-        return f"{100 * value:.{digits}f}%"
-    return f"{value:,.{digits}f}"
-
-
 def _interval(pair: Sequence[float] | None, digits: int, percent: bool = False) -> str:
     if pair is None:
         return ""
-    return f"{_fmt(pair[0], digits, percent)}-{_fmt(pair[1], digits, percent)}"
-
-
-def _grid(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
-    """Rows of text cells: aligned columns (first left, the rest right), or a markdown table."""
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-        return lines + ["| " + " | ".join(r) + " |" for r in rows]
-    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(widths[0]) if k == 0 else c.rjust(widths[k])
-                         for k, c in enumerate(cells)).rstrip()
-    return [line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]]
+    return f"{number(pair[0], digits, percent)}-{number(pair[1], digits, percent)}"
 
 
 def _method_title(credit: MethodCredit) -> str:
@@ -256,7 +235,7 @@ def _summary(report: Report) -> list[str]:
 def _conversions_cell(report: Report, row: dict[str, Any]) -> str:
     if row.get("suppressed") and report.privacy:
         return f"<{report.privacy['min_count']:g}"
-    return _fmt(row["conversions"], 1)
+    return number(row["conversions"], 1)
 
 
 def _single(report: Report, credit: MethodCredit, markdown: bool) -> list[str]:
@@ -267,15 +246,15 @@ def _single(report: Report, credit: MethodCredit, markdown: bool) -> list[str]:
         header[5:5] = ["95 % interval"]
     rows = []
     for r in _rows(report, credit):
-        cells = [r["channel"], _conversions_cell(report, r), _fmt(r["share"], 1, True),
-                 _fmt(r["revenue"], 2), _fmt(r["spend"], 2), _fmt(r["roas"], 2),
-                 _fmt(r["cpa"], 2)]
+        cells = [r["channel"], _conversions_cell(report, r), number(r["share"], 1, True),
+                 number(r["revenue"], 2), number(r["spend"], 2), number(r["roas"], 2),
+                 number(r["cpa"], 2)]
         if boot:
             iv = r.get("interval") or {}
             cells[2:2] = [_interval(iv.get("conversions"), 1)]
             cells[5:5] = [_interval(iv.get("revenue"), 2)]
         rows.append(cells)
-    return _grid(header, rows, markdown)
+    return grid(header, rows, markdown)
 
 
 def _side_by_side(report: Report, markdown: bool) -> list[str]:
@@ -285,10 +264,10 @@ def _side_by_side(report: Report, markdown: bool) -> list[str]:
     sections: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("Credited conversions (share)",
          lambda r: (_conversions_cell(report, r) if r.get("suppressed") else
-                    f"{_fmt(r['conversions'], 1)} ({_fmt(r['share'], 1, True)})")),
-        ("Credited revenue", lambda r: _fmt(r["revenue"], 2)),
-        ("ROAS (credited revenue / spend)", lambda r: _fmt(r["roas"], 2)),
-        ("CPA (spend / credited conversions)", lambda r: _fmt(r["cpa"], 2)),
+                    f"{number(r['conversions'], 1)} ({number(r['share'], 1, True)})")),
+        ("Credited revenue", lambda r: number(r["revenue"], 2)),
+        ("ROAS (credited revenue / spend)", lambda r: number(r["roas"], 2)),
+        ("CPA (spend / credited conversions)", lambda r: number(r["cpa"], 2)),
     ]
     if report.spend is None:
         sections = sections[:2]
@@ -301,9 +280,9 @@ def _side_by_side(report: Report, markdown: bool) -> list[str]:
         rows = []
         for k, name in enumerate(names):
             first = per[report.methods[0].method][k]
-            lead = [_fmt(first["spend"], 2)] if len(header) > len(per) + 1 else []
+            lead = [number(first["spend"], 2)] if len(header) > len(per) + 1 else []
             rows.append([name, *lead, *(cell(per[m][k]) for m in per)])
-        lines += [("### " if markdown else "") + title, ""] + _grid(header, rows, markdown) + [""]
+        lines += [("### " if markdown else "") + title, ""] + grid(header, rows, markdown) + [""]
     return lines[:-1]
 
 
