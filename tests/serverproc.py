@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -52,7 +53,9 @@ class InProcessServer:
     def __init__(self, clock: Callable[[], float] | None = None, **settings: Any) -> None:
         from attribid.runtime.settings import Settings
 
-        self.settings = Settings(**{"address": "127.0.0.1:0", "metrics_port": 0, **settings})
+        # Campaign state in memory unless a test names a store: tests share no files.
+        self.settings = Settings(**{"address": "127.0.0.1:0", "metrics_port": 0,
+                                    "state": "memory://", **settings})
         self.clock = clock
         self.server: Any = None  # the AttribidServer, once bound
         self.port: int | None = None
@@ -157,7 +160,13 @@ class ServerProcess:
     def __init__(self, *flags: str, env: dict[str, str] | None = None,
                  command: list[str] | None = None) -> None:
         self.flags = list(flags)
-        self.env = {**os.environ, **(env or {})}
+        # Campaign state in memory unless a test names a store (a flag or the variable); a
+        # group of workers shares a SQLite file of its own, removed with the process.
+        self.env = {**os.environ, "ATTRIBID_STATE": "memory://", **(env or {})}
+        self._state_dir: str | None = None
+        if "--workers" in flags and "--state" not in flags and "ATTRIBID_STATE" not in (env or {}):
+            self._state_dir = tempfile.mkdtemp(prefix="attribid-state-")
+            self.env["ATTRIBID_STATE"] = f"sqlite:///{self._state_dir}/state.sqlite"
         self.command = command or [sys.executable, "-m", "attribid.cli.main"]
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
@@ -234,6 +243,8 @@ class ServerProcess:
                 self.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
 
 
 def wait_serving(address: str, timeout: float = 60.0) -> list[str]:

@@ -18,7 +18,7 @@ from attribid.v1 import attribution_pb2 as pb
 
 @pytest.fixture(scope="module")
 def core():
-    return _build_core(Settings(), Metrics.create())
+    return _build_core(Settings(state="memory://"), Metrics.create())
 
 
 def request(n: int = 4) -> RawJourney:

@@ -38,6 +38,10 @@ class Reference:
     refusals: Counter
     resolve_failures: Counter
     loop_errors: Counter
+    state_available: Gauge
+    state_leader: Gauge
+    state_applied: Gauge
+    state_apply_failures: Gauge
 
     @classmethod
     def create(cls) -> "Reference":
@@ -68,6 +72,14 @@ class Reference:
             loop_errors=Counter("attribid_allocation_loop_errors",
                                 "allocation passes that failed whole, and loop restarts",
                                 registry=r),
+            state_available=Gauge("attribid_state_available",
+                                  "1 while the campaign state store is reachable", registry=r),
+            state_leader=Gauge("attribid_state_leader",
+                               "1 while this process holds the re-solve lease", registry=r),
+            state_applied=Gauge("attribid_state_applied_seq",
+                                "sequence number of the last state log entry applied", registry=r),
+            state_apply_failures=Gauge("attribid_state_apply_failures",
+                                       "state log entries that could not be applied", registry=r),
         )
 
 
@@ -117,6 +129,10 @@ def apply_updates(m: Any, rng: random.Random) -> None:
             m.refusals.labels(method, rng.choice(codes)).inc()
             m.resolve_failures.labels(rng.choice(["", "c1", "ünïcode"])).inc()
             m.loop_errors.inc()
+            m.state_available.set(i % 2)
+            m.state_leader.set(1 - i % 2)
+            m.state_applied.set(i * 1000)
+            m.state_apply_failures.set(i // 13)
     m.calls.labels("Score", "OK").inc(2.5)  # a fractional amount keeps float sums comparable
 
 

@@ -40,6 +40,13 @@ class DeadlineExceeded(RequestError):
     status = "DEADLINE_EXCEEDED"
 
 
+class Unavailable(RequestError):
+    """A write the campaign store could not take now (it is unreachable or did not answer
+    in time); a retry with the same batch id is harmless, whether or not it landed."""
+
+    status = "UNAVAILABLE"
+
+
 class LoadShed(ResourceExhausted):
     """Refused unread because the server cannot start it in time (``--shed-with reject``)."""
 

@@ -14,7 +14,7 @@ from attribid.api.auth import OPEN_TENANT, AuthRefusal, TokenTable
 from attribid.api.status import Refusal
 from attribid.campaigns.writer import CampaignWriter
 from attribid.runtime import logs
-from attribid.models.errors import RequestError
+from attribid.models.errors import NotFound, RequestError
 from attribid.runtime.metrics import Metrics
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
@@ -22,6 +22,7 @@ from attribid.v1 import attribution_pb2_grpc as pb_grpc
 if TYPE_CHECKING:  # the core is built after the server binds (attribid.runtime.server)
     from attribid.core.service import ScoringService
     from attribid.models.campaign.tenants import TenantBooks
+    from attribid.state.replica import CampaignState
 
 #: ScoreStream messages read and not yet answered, per stream: a stream whose caller does not
 #: read its answers stops being read past this (and HTTP/2 flow control stops its sender)
@@ -49,6 +50,8 @@ class Core(Protocol):
     def books(self) -> TenantBooks: ...
     @property
     def channels(self) -> tuple[str, ...]: ...
+    @property
+    def state(self) -> CampaignState: ...
     @property
     def model_version(self) -> str: ...
 
@@ -319,10 +322,10 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         tenant = await self._authorize(context, "ReportOutcomes")
 
         def write(core: Core) -> tuple[bool, int, int]:
-            book = core.books.of(tenant)
-            book.check_report(request.batch_id, len(request.outcomes))  # before any conversion
-            return book.report(request.campaign_id, request.batch_id,
-                               convert.outcome_columns(request), convert.period_end(request))
+            # The batch id and the row count are checked before any row is converted.
+            core.books.of(tenant).check_report(request.batch_id, len(request.outcomes))
+            return core.state.report(tenant, request.campaign_id, request.batch_id,
+                                     convert.outcome_columns(request), convert.period_end(request))
 
         async def handle(core: Core) -> pb.ReportOutcomesResponse:
             # Conversion, validation and the model update run in the writer thread.
@@ -338,7 +341,14 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         tenant = await self._authorize(context, "GetAllocation")
 
         async def handle(core: Core) -> pb.Allocation:
-            return convert.allocation_message(core.books.of(tenant).allocation(request.campaign_id))
+            try:
+                snapshot = core.books.of(tenant).allocation(request.campaign_id)
+            except NotFound:
+                # Configured through another process moments ago? The store has it: read it
+                # off the event loop, in the writer thread.
+                snapshot = await self._writes.run(core.state.allocation, tenant,
+                                                  request.campaign_id)
+            return convert.allocation_message(snapshot)
         return await self._unary("GetAllocation", context, handle)
 
     async def ConfigureCampaign(self, request: pb.ConfigureCampaignRequest,
@@ -347,7 +357,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
         def write(core: Core) -> pb.Allocation:
             spec = convert.campaign_spec(request, time.time())
-            return convert.allocation_message(core.books.of(tenant).configure(spec))
+            return convert.allocation_message(core.state.configure(tenant, spec))
 
         async def handle(core: Core) -> pb.Allocation:
             # The spec's checks and the first solve run in the writer thread.

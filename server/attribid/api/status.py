@@ -23,6 +23,7 @@ CODES: Mapping[str, grpc.StatusCode] = {
     "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
+    "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
 }
 #: longest message and description sent, in UTF-8 bytes: a refusal that quotes a huge name
 #: from the request must still fit, message and details together, in a client's 8 KiB of

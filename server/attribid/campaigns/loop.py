@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 from attribid.models.errors import MAX_ECHO, RequestError
 from attribid.runtime import logs
@@ -63,15 +63,17 @@ class _Events:
 
 
 async def run_allocation_loop(book: Steppable, metrics: Metrics | None = None, *,
-                              restart_delay_s: float = RESTART_DELAY_S) -> None:
+                              restart_delay_s: float = RESTART_DELAY_S,
+                              on_pass: Callable[[], Awaitable[None]] | None = None) -> None:
     """Re-solve campaigns with enough new evidence (or any, once a period has passed).
 
     Runs until cancelled; see the module docstring for what it does with failures.
+    ``on_pass()`` is awaited on the loop's thread after every pass.
     """
     log = logs.get()
     while True:
         try:
-            await _resolve_forever(book, metrics)
+            await _resolve_forever(book, metrics, on_pass)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -82,7 +84,8 @@ async def run_allocation_loop(book: Steppable, metrics: Metrics | None = None, *
             await asyncio.sleep(restart_delay_s)
 
 
-async def _resolve_forever(book: Steppable, metrics: Metrics | None) -> None:
+async def _resolve_forever(book: Steppable, metrics: Metrics | None,
+                           on_pass: Callable[[], Awaitable[None]] | None) -> None:
     tick = min(book.resolve_period_s, 0.25)
     loop = asyncio.get_running_loop()
     log = logs.get()
@@ -108,6 +111,8 @@ async def _resolve_forever(book: Steppable, metrics: Metrics | None) -> None:
                     log.info("allocation pass recovered")
                 failing = False
             _report(events, metrics, log)
+            if on_pass is not None:
+                await on_pass()
 
 
 def _report(events: _Events, metrics: Metrics | None, log: "logs.Logger") -> None:

@@ -334,6 +334,12 @@ class Metrics:
     resolve_failures: FastCounter
     #: allocation passes that failed as a whole, and restarts of the allocation loop
     loop_errors: FastCounter
+    #: the campaign state store: reachable (1/0), this process holds the re-solve lease
+    #: (1/0), the last log entry applied, and log entries that could not be applied
+    state_available: FastGauge
+    state_leader: FastGauge
+    state_applied: FastGauge
+    state_apply_failures: FastGauge
 
     @classmethod
     def create(cls) -> "Metrics":
@@ -362,10 +368,20 @@ class Metrics:
                                          ["campaign"]),
             loop_errors=FastCounter("attribid_allocation_loop_errors",
                                     "allocation passes that failed whole, and loop restarts"),
+            state_available=FastGauge("attribid_state_available",
+                                      "1 while the campaign state store is reachable"),
+            state_leader=FastGauge("attribid_state_leader",
+                                   "1 while this process holds the re-solve lease"),
+            state_applied=FastGauge("attribid_state_applied_seq",
+                                    "sequence number of the last state log entry applied"),
+            state_apply_failures=FastGauge("attribid_state_apply_failures",
+                                           "state log entries that could not be applied"),
         )
         r.register(FastCollector([m.calls, m.latency, m.inference, m.batch_size,
                                   m.fallbacks, m.queue_depth, m.outcomes, m.undecodable,
-                                  m.refusals, m.resolve_failures, m.loop_errors]))
+                                  m.refusals, m.resolve_failures, m.loop_errors,
+                                  m.state_available, m.state_leader, m.state_applied,
+                                  m.state_apply_failures]))
         return m
 
     def serve(self, host: str, port: int) -> tuple[int, Callable[[], None]]:

@@ -1,7 +1,8 @@
 """The server: lifecycle, health, reflection, signals (`attribid serve` runs it).
 
-Start order: bind and answer health NOT_SERVING at once; load the model,
-compile and warm every kernel in a thread; only then report SERVING.
+Start order: open the state store; bind and answer health NOT_SERVING at once; load the
+model, compile and warm every kernel and replay the store's campaigns in a thread; only
+then report SERVING.
 Stop order: NOT_SERVING, stop accepting, drain in-flight calls within the
 grace period, flush the batcher, stop the allocation loop, release the model.
 Reload (SIGHUP, ``AttribidServer.reload``): the reload callbacks, then the model, swapped
@@ -31,13 +32,17 @@ from attribid.api import handlers
 from attribid.api.servicer import AttributionServicer
 from attribid.runtime.settings import Settings
 from attribid.runtime.spin import IdleSpinners
+from attribid.state.store import Store, StoreError, open_store
 from attribid.v1 import attribution_pb2 as pb
 
 if TYPE_CHECKING:  # imported lazily at run time: the server binds before loading them
     from attribid.models.campaign.tenants import TenantBooks
     from attribid.core.service import ModelReload, ScoringService
+    from attribid.state.replica import CampaignState
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Attribution"].full_name
+#: the health service that tells whether the campaign state store is reachable
+STATE_SERVICE = "attribid.state"
 
 
 @dataclass
@@ -48,6 +53,8 @@ class Core:
     #: every tenant's campaigns (one tenant without tokens)
     books: "TenantBooks"
     channels: tuple[str, ...]
+    #: the books kept in step with the state store: every campaign write goes through it
+    state: "CampaignState"
 
     @property
     def model_version(self) -> str:
@@ -91,6 +98,8 @@ class AttribidServer:
         self._reload_callbacks: list[Callable[[], object]] = []
         self._reloads: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._store: Store | None = None
+        self._state_health: str | None = None
         self._log = logs.get()
 
     async def start(self) -> None:
@@ -100,6 +109,9 @@ class AttribidServer:
         auth.check_binding(s)
         credentials = auth.server_credentials(s)
         self.tokens = auth.TokenTable(s.auth_tokens) if s.auth_tokens else None
+        # A store that cannot be opened (bad URL, unreachable, newer schema) stops the start
+        # here, before anything binds; its contents are read while warming up.
+        self._store = open_store(s.state)
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
@@ -154,7 +166,8 @@ class AttribidServer:
     async def _warm(self) -> None:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        core = await loop.run_in_executor(None, _build_core, self.settings, self.metrics)
+        core = await loop.run_in_executor(None, _build_core, self.settings, self.metrics,
+                                          self._store)
         if self.settings.spin_idle:
             spinners = IdleSpinners()
             await loop.run_in_executor(None, spinners.calibrate)
@@ -165,15 +178,35 @@ class AttribidServer:
         # thread for well under a millisecond instead of a hundred.
         gc.freeze()
         core.service.start()
-        self._book_task = loop.create_task(run_allocation_loop(core.books, self.metrics),
-                                           name="attribid-allocation")
+        self._book_task = loop.create_task(
+            run_allocation_loop(core.state, self.metrics, on_pass=self._state_passed),
+            name="attribid-allocation")
         self.core = core
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self._state_passed()
         self._log.info("serving", extra={"model_version": core.model_version,
                                          "channels": list(core.channels),
                                          "pid": os.getpid(), "start_id": self.start_id,
                                          "warm_seconds": round(time.perf_counter() - started, 3)})
+
+    async def _state_passed(self) -> None:
+        """After each allocation pass: the state store's standing in metrics and in health
+        (service ``STATE_SERVICE``: NOT_SERVING while the store is unreachable, when Score
+        answers from the local copy and campaign writes get UNAVAILABLE)."""
+        core = self.core
+        if core is None:
+            return
+        status = core.state.status
+        self.metrics.state_available.set(1.0 if status.available else 0.0)
+        self.metrics.state_leader.set(1.0 if status.leader else 0.0)
+        self.metrics.state_applied.set(float(status.applied))
+        self.metrics.state_apply_failures.set(float(status.apply_failures))
+        want = "SERVING" if status.available else "NOT_SERVING"
+        if want != self._state_health:
+            self._state_health = want
+            await self._health.set(STATE_SERVICE,
+                                   health_pb2.HealthCheckResponse.ServingStatus.Value(want))
 
     @property
     def ready_task(self) -> "asyncio.Task[None]":
@@ -261,6 +294,11 @@ class AttribidServer:
         if self._book_task is not None:
             self._book_task.cancel()
             await asyncio.gather(self._book_task, return_exceptions=True)
+        if self.core is not None:
+            # The lease goes at once (another process re-solves without waiting it out).
+            await asyncio.get_running_loop().run_in_executor(None, self.core.state.close)
+        elif self._store is not None:
+            self._store.close()
         if self._stop_metrics is not None:
             self._stop_metrics()
         if self._spinners is not None:
@@ -277,9 +315,11 @@ class AttribidServer:
         await self.stop()
 
 
-def _build_core(settings: Settings, metrics: Metrics) -> Core:
-    """Load the model, build the pipeline, warm every kernel (runs in a thread)."""
+def _build_core(settings: Settings, metrics: Metrics, store: "Store | None" = None) -> Core:
+    """Load the model, build the pipeline, warm every kernel, and recover the campaigns
+    from the state store (``settings.state`` unless given): runs in a thread."""
     from attribid.models.campaign.tenants import TenantBooks
+    from attribid.state.replica import CampaignState
     from attribid.models.onnx.runtime import OnnxModel, shipped_model_path
     from attribid.core.scoring import Scorer
     from attribid.core.service import ScoringService
@@ -293,7 +333,16 @@ def _build_core(settings: Settings, metrics: Metrics) -> Core:
     books.warm()
     service = ScoringService(settings, scorer, books, metrics)
     service.warm()
-    return Core(service=service, books=books, channels=model.info.channels)
+    state = CampaignState(store or open_store(settings.state), books,
+                          batch_id_retention_s=settings.batch_id_retention_s,
+                          max_batch_ids=settings.max_batch_ids, lease_s=settings.state_lease_s)
+    started = time.perf_counter()
+    events = state.recover()
+    logs.get().info("state recovered", extra={
+        "state": state.store.url, "events": events, "tenants": len(books.tenants),
+        "campaigns": sum(len(books.of(t).campaign_ids()) for t in books.tenants),
+        "seconds": round(time.perf_counter() - started, 3)})
+    return Core(service=service, books=books, channels=model.info.channels, state=state)
 
 
 async def serve(settings: Settings, start_id: str = "") -> int:
@@ -329,7 +378,7 @@ async def serve(settings: Settings, start_id: str = "") -> int:
     try:
         try:
             await server.start()
-        except (OSError, auth.StartupError) as exc:
+        except (OSError, auth.StartupError, StoreError) as exc:
             log.error("cannot start", extra={"detail": str(exc)})
             return 1
         stopping = loop.create_task(stop.wait())

@@ -78,6 +78,14 @@ class Settings:
     #: (SO_REUSEPORT) until the old one is stopped: a rolling restart; without it a group
     #: finds the address in use and exits 1
     take_over: bool = False
+    #: where campaign state lives (configurations, outcomes, idempotency keys, spend, the
+    #: published allocations): sqlite:///PATH (the default: a file in the working directory;
+    #: sqlite:////abs/path for an absolute one), redis://HOST:PORT/DB (shared by servers on
+    #: several machines), or memory:// (this process only, lost when it exits)
+    state: str = "sqlite:///attribid-state.sqlite"
+    #: seconds the re-solve lease in the state store lasts unless renewed: the longest a
+    #: dead leader's campaigns wait for another process to re-solve them
+    state_lease_s: float = 10.0
     #: seconds between background re-solves of campaign allocations
     resolve_period_s: float = 5.0
     #: campaigns a tenant may have, its default campaign included; a new one past this gets
@@ -122,6 +130,11 @@ class Settings:
             raise ValueError(f"log_level: debug|info|warning|error, got {self.log_level!r}")
         if self.metrics_port < -1 or self.metrics_port > 65535:
             raise ValueError(f"metrics_port: -1..65535, got {self.metrics_port}")
+        if not self.state_lease_s > 0:
+            raise ValueError(f"state_lease_s: must be > 0, got {self.state_lease_s}")
+        if self.workers > 1 and self.state.startswith("memory:"):
+            raise ValueError("state: memory:// is one process's own: --workers > 1 needs a "
+                             "shared store, sqlite:///PATH or redis://HOST:PORT/DB")
         if self.workers > 1 and self.address.endswith(":0"):
             raise ValueError("address: --workers > 1 needs a fixed port to share")
 

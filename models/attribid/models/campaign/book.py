@@ -148,6 +148,27 @@ class _Campaign:
     hot: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     #: when the last re-solve failed (book clock), None once one succeeds
     failed_at: float | None = None
+    #: store sequence numbers (attribid.state): the configuration in force, the newest
+    #: outcomes applied (0 for a book without a store)
+    spec_seq: int = 0
+    evidence_seq: int = 0
+
+
+#: what a book hands its store to publish: (campaign id, solution, spec_seq, evidence_seq)
+Publish = Callable[[str, cm.Solution, int, int], object]
+
+
+@dataclass(frozen=True)
+class PreparedReport:
+    """A report checked against its campaign, ready to be recorded (``apply_report``)."""
+
+    campaign_id: str
+    #: float64 [n, 5] from ``model.validate_rows``
+    rows: np.ndarray
+    #: end of the report's period, epoch s
+    end: float
+    #: the pacing the campaign's bids carried when the report was taken (what it delivered at)
+    pace: float
 
 
 def _solved(model: cm.CampaignModel, rng: np.random.Generator | None, now: float,
@@ -198,6 +219,15 @@ class CampaignBook:
                                     now, now + DEFAULT_CAMPAIGN_FLIGHT_S, 1.0, 0.0, 0.0, 0.0, (), 0.0,
                                     0.0))
 
+    def default_spec(self) -> CampaignSpec:
+        """The default campaign's configuration as this book created it (flight from then)."""
+        return self._get("").spec
+
+    def spec_seq(self, campaign_id: str) -> int:
+        """The store event the campaign's configuration came from; 0 = none (not stored)."""
+        camp = self._campaigns.get(campaign_id)
+        return 0 if camp is None else camp.spec_seq
+
     # -- configuration -------------------------------------------------------------------
     def warm(self) -> None:
         """Compile and run every kernel once (fit, solve, bid), on a scratch campaign."""
@@ -213,9 +243,21 @@ class CampaignBook:
 
         A new campaign past ``limits.max_campaigns`` is refused (ResourceExhausted).
         """
+        return self.apply_configure(self.prepare_configure(spec))
+
+    def prepare_configure(self, spec: CampaignSpec) -> CampaignSpec:
+        """``spec`` checked and with its defaults filled: what ``configure`` would refuse is
+        refused here (a campaign that cannot be solved included), and nothing changes."""
         check_id("campaign_id", spec.campaign_id, self.limits.max_id_bytes)
         self._check_room(spec.campaign_id)  # before the solve: a full book refuses cheaply
         spec = cm.validate_spec(spec, self._index, self._clock())
+        _solved(cm.CampaignModel(spec, self.channels, self.half_life_s), None, self._clock())
+        return spec
+
+    def apply_configure(self, spec: CampaignSpec, version: int | None = None,
+                        spec_seq: int = 0) -> AllocationSnapshot:
+        """Create or replace a campaign from a spec ``prepare_configure`` returned; its
+        allocation gets ``version`` (None: the next one)."""
         model = cm.CampaignModel(spec, self.channels, self.half_life_s)
         old = self._campaigns.get(spec.campaign_id)
         if old is not None:
@@ -224,12 +266,13 @@ class CampaignBook:
         result = _solved(model, None, self._clock())
         with self._lock:
             self._check_room(spec.campaign_id)  # again: another call may have filled the book
-            camp = _Campaign(spec, model)
+            camp = _Campaign(spec, model, spec_seq=spec_seq)
             old = self._campaigns.get(spec.campaign_id)
             if old is not None:
                 camp.version, camp.spent, camp.pending = old.version, old.spent, old.pending
                 camp.delivery, camp.reported_to = old.delivery, old.reported_to
-            self._install(camp, result)
+                camp.evidence_seq = old.evidence_seq
+            self._install(camp, result, version)
             self._campaigns[spec.campaign_id] = camp
         assert camp.snapshot is not None
         return camp.snapshot
@@ -253,12 +296,7 @@ class CampaignBook:
         A refused report changes nothing and keeps its batch id unused. One that would take a
         campaign total past ``model.MAX_AMOUNT`` is refused naming the row and field.
         """
-        self.check_report(batch_id, len(rows))
-        camp = self._get(campaign_id)
-        end = self._clock() if period_end is None else float(period_end)
-        if not math.isfinite(end):
-            raise InvalidArgument("period_end", "must be a finite time")
-        parsed = cm.validate_rows(rows, self._index, camp.model.members)
+        prepared = self.prepare_report(campaign_id, batch_id, rows, period_end)
         key = (campaign_id, batch_id)
         with self._lock:
             now = self._clock()
@@ -266,16 +304,43 @@ class CampaignBook:
             camp = self._get(campaign_id)  # the campaign as it is now (it may be replaced)
             if key in self._seen:
                 return True, 0, camp.version
-            camp.model.add(parsed, end)  # refuses (and records nothing) past a campaign total
+            self._record(camp, prepared, 0)  # refuses (records nothing) past a campaign total
             self._seen[key] = now
             if len(self._seen) > self.limits.max_batch_ids:
                 self._seen.popitem(last=False)
-            spend = float(parsed[:, 1].sum())
-            camp.spent += spend
-            self._learn_delivery(camp, spend, end)
-            camp.pending += len(rows)
-            self._refresh_pacing(camp)
             return False, len(rows), camp.version
+
+    def prepare_report(self, campaign_id: str, batch_id: str,
+                       rows: Sequence[OutcomeRow] | OutcomeColumns,
+                       period_end: float | None) -> PreparedReport:
+        """A report checked as ``report`` checks it (all but its batch id's novelty), ready
+        for ``apply_report``; nothing changes."""
+        self.check_report(batch_id, len(rows))
+        camp = self._get(campaign_id)
+        end = self._clock() if period_end is None else float(period_end)
+        if not math.isfinite(end):
+            raise InvalidArgument("period_end", "must be a finite time")
+        parsed = cm.validate_rows(rows, self._index, camp.model.members)
+        camp.model.check_totals(parsed)
+        pace = float(camp.hot[2][0]) if camp.hot is not None else 0.0
+        return PreparedReport(campaign_id, parsed, end, pace)
+
+    def apply_report(self, prepared: PreparedReport, evidence_seq: int = 0) -> int:
+        """Record a prepared report (no idempotency check: the store made it); the campaign's
+        allocation version. Refused (InvalidArgument, nothing recorded) past a total."""
+        with self._lock:
+            camp = self._get(prepared.campaign_id)
+            self._record(camp, prepared, evidence_seq)
+            return camp.version
+
+    def _record(self, camp: _Campaign, prepared: PreparedReport, evidence_seq: int) -> None:
+        camp.model.add(prepared.rows, prepared.end)
+        spend = float(prepared.rows[:, 1].sum())
+        camp.spent += spend
+        self._learn_delivery(camp, spend, prepared.end, prepared.pace)
+        camp.pending += len(prepared.rows)
+        camp.evidence_seq = max(camp.evidence_seq, evidence_seq)
+        self._refresh_pacing(camp)
 
     # -- allocation ----------------------------------------------------------------------
     def allocation(self, campaign_id: str) -> AllocationSnapshot:
@@ -289,17 +354,53 @@ class CampaignBook:
         (``CampaignModel.observations``)."""
         return self._get(campaign_id).model.observations()
 
-    def resolve_now(self, campaign_id: str) -> AllocationSnapshot:
-        """Re-fit the curves, draw Thompson samples and re-solve, now."""
+    def resolve_now(self, campaign_id: str, publish: Publish | None = None) -> AllocationSnapshot:
+        """Re-fit the curves, draw Thompson samples and re-solve, now.
+
+        With ``publish``, the solution goes to it (a store, which hands it back to every
+        process through ``install``) instead of being installed here.
+        """
         camp = self._get(campaign_id)
         now = self._clock()
         taken = camp.pending  # rows reported while solving stay pending for the next re-solve
+        evidence = camp.evidence_seq
         result = _solved(camp.model, self._rng if self.draws > 0 else None, now, self.draws)
-        with self._lock:
-            camp.pending = max(camp.pending - taken, 0)
-            self._install(camp, result)
+        if publish is not None:
+            publish(campaign_id, result, camp.spec_seq, evidence)
+            with self._lock:
+                camp.failed_at = None
+                if camp.snapshot is not None and camp.snapshot.stale:
+                    camp.snapshot = dataclasses.replace(camp.snapshot, stale=False,
+                                                        stale_reason="")
+        else:
+            with self._lock:
+                camp.pending = max(camp.pending - taken, 0)
+                self._install(camp, result)
         assert camp.snapshot is not None
         return camp.snapshot
+
+    def install(self, campaign_id: str, result: cm.Solution, version: int, spec_seq: int,
+                evidence_seq: int) -> bool:
+        """Put in force an allocation a store published: False (nothing changes) when it is
+        not newer than the one in force or was solved for another configuration."""
+        with self._lock:
+            camp = self._get(campaign_id)
+            if version <= camp.version or spec_seq != camp.spec_seq:
+                return False
+            if camp.evidence_seq <= evidence_seq:
+                camp.pending = 0
+            self._install(camp, result, version)
+            return True
+
+    def mark_stale(self, campaign_id: str, exc: BaseException) -> None:
+        """Keep the campaign's allocation in force, marked stale with ``exc`` as the reason."""
+        camp = self._campaigns.get(campaign_id)
+        if camp is not None:
+            self._mark_stale(camp, self._clock(), exc)
+
+    def campaign_ids(self) -> tuple[str, ...]:
+        """Every campaign of the book, the default campaign "" first."""
+        return tuple(self._campaigns)
 
     def pacing(self, campaign_id: str) -> float:
         """The pacing multiplier the campaign's bids carry right now."""
@@ -322,22 +423,25 @@ class CampaignBook:
         bids_kernel(conversion_probability, credit, hot[0], hot[1], hot[2], out)
 
     def step(self, *, on_failure: Callable[[str, Exception, bool], None] | None = None,
-             on_recovery: Callable[[str], None] | None = None) -> int:
+             on_recovery: Callable[[str], None] | None = None, resolve: bool = True,
+             publish: Publish | None = None) -> int:
         """One pass of the background loop; returns how many campaigns were re-solved.
 
         A campaign whose re-solve fails keeps its allocation, marked ``stale`` with the
         reason, and is tried again once ``resolve_period_s`` has passed; the other campaigns
         go on. ``on_failure(campaign_id, error, first)`` hears of each failure (``first``:
         the campaign was not stale before) and ``on_recovery(campaign_id)`` of a stale
-        campaign's next successful re-solve.
+        campaign's next successful re-solve. With ``resolve`` False only the pacing moves
+        (a process that does not hold its store's re-solve lease); ``publish`` is
+        ``resolve_now``'s.
         """
         now = self._clock()
         solved = 0
         for cid, camp in list(self._campaigns.items()):
             try:
-                if self._due(camp, now):
+                if resolve and self._due(camp, now):
                     was_stale = camp.failed_at is not None
-                    self.resolve_now(cid)
+                    self.resolve_now(cid, publish)
                     solved += 1
                     if was_stale and on_recovery is not None:
                         on_recovery(cid)
@@ -398,7 +502,7 @@ class CampaignBook:
             raise self._unknown(campaign_id)
         return camp
 
-    def _learn_delivery(self, camp: _Campaign, spend: float, end: float) -> None:
+    def _learn_delivery(self, camp: _Campaign, spend: float, end: float, pace: float) -> None:
         """Update how much a unit of pacing delivers, from one report's spend over its period.
 
         Demand varies (quiet nights, busy middays): pacing divides by what it delivers, so the
@@ -407,7 +511,6 @@ class CampaignBook:
         s = camp.spec
         start = camp.reported_to if camp.reported_to is not None else s.flight_start
         dt = end - start
-        pace = float(camp.hot[2][0]) if camp.hot is not None else 0.0
         expected = s.budget / (s.flight_end - s.flight_start) * dt * pace
         if dt > 0 and pace > 0 and expected > 0:  # (a tiny pace times a short period: 0)
             ratio = min(max(spend / expected, DELIVERY_RANGE[0]), DELIVERY_RANGE[1])
@@ -420,8 +523,8 @@ class CampaignBook:
         return pacing_multiplier(self._clock(), s.flight_start, s.flight_end, s.budget, camp.spent,
                                  delivery=camp.delivery)
 
-    def _install(self, camp: _Campaign, result: cm.Solution) -> None:
-        camp.version += 1
+    def _install(self, camp: _Campaign, result: cm.Solution, version: int | None = None) -> None:
+        camp.version = camp.version + 1 if version is None else version
         camp.failed_at = None
         pacing = self._pacing(camp)
         names = self.channels

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Sequence
 
-from attribid.models.campaign.book import CampaignBook
+from attribid.models.campaign.book import CampaignBook, Publish
 
 #: the tenant of every call when the server has no tokens
 OPEN_TENANT = "default"
@@ -58,11 +58,13 @@ class TenantBooks:
         CampaignBook(self.channels, **self._options).warm()
 
     def step(self, *, on_failure: Callable[[str, Exception, bool], None] | None = None,
-             on_recovery: Callable[[str], None] | None = None) -> int:
+             on_recovery: Callable[[str], None] | None = None, resolve: bool = True,
+             publish: Callable[[str], Publish] | None = None) -> int:
         """One pass of the background loop over every tenant's book; campaigns re-solved.
 
         The callbacks are ``CampaignBook.step``'s; they hear a campaign of a tenant other
-        than ``OPEN_TENANT`` as ``qualified(tenant, campaign_id)``.
+        than ``OPEN_TENANT`` as ``qualified(tenant, campaign_id)``. ``publish(tenant)`` is
+        the publish function of that tenant's book (``CampaignBook.step``).
         """
         solved = 0
         for tenant, book in self._books.items():
@@ -76,7 +78,8 @@ class TenantBooks:
                     def recovery(cid: str, tenant: str = tenant,
                                  report: Callable[[str], None] = on_recovery) -> None:
                         report(qualified(tenant, cid))
-            solved += book.step(on_failure=failure, on_recovery=recovery)
+            solved += book.step(on_failure=failure, on_recovery=recovery, resolve=resolve,
+                                publish=None if publish is None else publish(tenant))
         return solved
 
 
