@@ -15,9 +15,11 @@ and keys are PEM, given as bytes or as a path; ``tls=True`` alone trusts the sys
 roots. The token goes in every call's ``authorization`` metadata as ``Bearer TOKEN``.
 
 Retries: only what is safe. Score is retried on UNAVAILABLE (nothing was
-scored) within the same overall deadline; ReportOutcomes also on
-DEADLINE_EXCEEDED, since its batch id makes a repeat harmless. Nothing is
-retried on INVALID_ARGUMENT, RESOURCE_EXHAUSTED or other refusals.
+scored) and on a CANCELLED this client did not ask for (a gRPC server that
+shuts down cancels the calls it had received but not yet handed to the
+service: they never ran), within the same overall deadline; ReportOutcomes
+also on DEADLINE_EXCEEDED, since its batch id makes a repeat harmless.
+Nothing is retried on INVALID_ARGUMENT, RESOURCE_EXHAUSTED or other refusals.
 """
 from __future__ import annotations
 
@@ -39,8 +41,10 @@ from attribid.v1 import attribution_pb2_grpc as pb_grpc
 _INTERACTIONS = {"impression": pb.INTERACTION_IMPRESSION, "click": pb.INTERACTION_CLICK}
 _DEVICES = {"": pb.DEVICE_UNSPECIFIED, "unknown": pb.DEVICE_UNSPECIFIED, "desktop": pb.DEVICE_DESKTOP,
             "mobile": pb.DEVICE_MOBILE, "tablet": pb.DEVICE_TABLET}
-_SCORE_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE})
-_REPORT_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# This client never cancels a call itself (a cancelled asyncio task raises CancelledError, not
+# an RpcError), so a CANCELLED status comes from the server's side.
+_SCORE_RETRY = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+_REPORT_RETRY = _SCORE_RETRY | {grpc.StatusCode.DEADLINE_EXCEEDED}
 
 #: PEM data as bytes, or the path of a PEM file
 Pem = Union[bytes, str, "os.PathLike[str]"]

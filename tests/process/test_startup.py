@@ -47,3 +47,22 @@ def test_a_second_server_on_a_served_port_exits_1_and_the_first_keeps_serving():
         with Client(first.address, timeout=10) as client:
             client.score([{"channel": "search", "timestamp": time.time() - 60,
                            "interaction": "click"}])
+
+
+def test_a_state_store_of_a_newer_schema_exits_1_naming_it(tmp_path):
+    import sqlite3
+
+    from attribid.state.store import SCHEMA_VERSION
+
+    path = tmp_path / "state.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    proc = ServerProcess("--state", f"sqlite:///{path}").start()
+    assert proc.wait(60) == 1
+    (line,) = proc.events("cannot start")
+    assert "newer" in line["detail"] and str(path) in line["detail"]
+    assert not proc.events("listening")
+    db = sqlite3.connect(path)  # the store is left as it was
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    db.close()

@@ -53,6 +53,22 @@ def stored_batches(url: str, campaign_id: str = "c1") -> int:
         store.close()
 
 
+def wait_state_health(address: str, want: str, timeout: float = 60.0) -> None:
+    """Poll the health service ``attribid.state`` until it answers ``want``."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    seen = ""
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while seen != want:
+            assert time.monotonic() < deadline, (want, seen)
+            status = health.Check(health_pb2.HealthCheckRequest(service="attribid.state"),
+                                  timeout=5).status
+            seen = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+            time.sleep(0.05)
+
+
 def wait_workers_serving(proc: ServerProcess, n: int, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while len(proc.events("serving")) < n:
@@ -224,6 +240,7 @@ def test_redis_stopped_under_load_refuses_writes_keeps_score_and_catches_up(redi
                 if i == 20:
                     redis_server.pause()
                 if i == 40:
+                    wait_state_health(proc.address, "NOT_SERVING")  # the store is away
                     redis_server.resume()
                 batch = f"r{i}"
                 for _ in range(100):
@@ -248,6 +265,9 @@ def test_redis_stopped_under_load_refuses_writes_keeps_score_and_catches_up(redi
                         break
                     except grpc.RpcError:
                         time.sleep(0.1)
+        wait_state_health(proc.address, "SERVING")
+        assert len(proc.events("campaign store unavailable; serving from the local copy")) == 1
+        assert proc.events("campaign store available again")
         assert codes.get("UNAVAILABLE", 0) > 0  # writes were refused while Redis was stopped
         assert scores_ok == 90                  # Score answered throughout
         assert len(acked) == 90 and stored_batches(url) == 90

@@ -85,6 +85,7 @@ class CampaignState:
         self.status = StateStatus()
         self._clock = clock
         self._apply = threading.RLock()  # one applier at a time, in log order
+        self._availability = threading.Lock()  # the store's comings and goings, logged once each
         self._forgot_at = 0.0
         self._lease_at = -math.inf  # monotonic time of the last lease attempt
         self._log = logs.get()
@@ -168,11 +169,11 @@ class CampaignState:
             else:
                 self.sync()
         except StoreUnavailable as exc:
-            self.status.available = False
+            self._away(exc)
             # A timed-out write may still land: the batch id makes the retry harmless.
             raise Unavailable("", f"campaign store unavailable ({logs.clip(str(exc))}): "
                               "retry with the same batch id") from None
-        self.status.available = True
+        self._back()
         return done.seq, done.duplicate
 
     def configure(self, tenant: str, spec: CampaignSpec) -> AllocationSnapshot:
@@ -209,8 +210,23 @@ class CampaignState:
     def _catch_up(self) -> None:
         try:
             self.sync()
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            self._away(exc)
+
+    def _away(self, exc: StoreUnavailable) -> None:
+        """The store is unreachable: logged once, whichever thread finds out first."""
+        with self._availability:
+            if self.status.available:
+                self._log.error("campaign store unavailable; serving from the local copy",
+                                extra={"state": self.store.url, "detail": logs.clip(str(exc))})
             self.status.available = False
+
+    def _back(self) -> None:
+        with self._availability:
+            if not self.status.available:
+                self._log.info("campaign store available again",
+                               extra={"state": self.store.url, "applied": self.status.applied})
+            self.status.available = True
 
     # -- the allocation loop (its thread) ------------------------------------------------
     def step(self, *, on_failure: Callable[[str, Exception, bool], None] | None = None,
@@ -229,18 +245,12 @@ class CampaignState:
                 self._forgot_at = now
                 self.store.forget_batches(now - self.retention_s, self.max_batch_ids)
         except StoreUnavailable as exc:
-            if self.status.available:
-                self._log.error("campaign store unavailable; serving from the local copy",
-                                extra={"state": self.store.url, "detail": logs.clip(str(exc))})
-            self.status.available = False
+            self._away(exc)
             self.status.leader = False
             self._lease_at = -math.inf  # try for it again as soon as the store is back
             # Bids keep pacing from the local copy meanwhile.
             return self.books.step(on_failure=on_failure, on_recovery=on_recovery, resolve=False)
-        if not self.status.available:
-            self._log.info("campaign store available again", extra={"state": self.store.url,
-                                                                      "applied": self.status.applied})
-        self.status.available = True
+        self._back()
         solved = self.books.step(on_failure=on_failure, on_recovery=on_recovery,
                                  resolve=self.status.leader,
                                  publish=self._publisher if self.status.leader else None)
