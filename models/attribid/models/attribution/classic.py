@@ -93,19 +93,61 @@ class MarkovChain:
     (True, True)
     """
 
+    #: per distinct transition, how many journeys made it (a chain ``from_counts`` only)
+    counts: np.ndarray
+
     def __init__(self, journeys: Journeys, order: int = 1) -> None:
-        self.order, self.channels = order, journeys.channels
         n_channels = len(journeys.channels)
         src, dst, n_states = markov_transitions(journeys.offsets, journeys.channel,
                                                 journeys.converted, n_channels, order)
-        self.n_states = n_states
-        self.start, self.conv, self.null = n_states - 3, n_states - 2, n_states - 1
         lengths = journeys.lengths()
         has = lengths > 0
         # a journey of n touches makes n + 1 transitions, in journey order
-        self.owner = np.repeat(np.flatnonzero(has), lengths[has] + 1)
+        self.owner: np.ndarray | None = np.repeat(np.flatnonzero(has), lengths[has] + 1)
         key, inverse = np.unique(src * n_states + dst, return_inverse=True)
         self.inverse = inverse.ravel()
+        self.owner_value = journeys.value[self.owner]
+        self.n_journeys = journeys.n_journeys
+        self._set_keys(journeys.channels, order, n_states, key)
+
+    @classmethod
+    def from_counts(cls, channels: tuple[str, ...], order: int, src: np.ndarray,
+                    dst: np.ndarray, count: np.ndarray, value: np.ndarray) -> "MarkovChain":
+        """A chain from transitions counted elsewhere (e.g. by a database query).
+
+        ``src``, ``dst`` are state codes as ``markov_transitions`` numbers them, each pair
+        once; ``count`` how many journeys made it, ``value`` the summed value of those
+        journeys on transitions into CONVERSION. Such a chain fits one weighting only:
+        the counts as given (``fit(None)``).
+
+        >>> from attribid.models.simulation.simulate import simulate, WORLDS
+        >>> j, _ = simulate(WORLDS["balanced"], 500, seed=1)
+        >>> s, d, n = markov_transitions(j.offsets, j.channel, j.converted, 7, 1)
+        >>> key, inv, cnt = np.unique(s * n + d, return_inverse=True, return_counts=True)
+        >>> owner = np.repeat(np.arange(j.n_journeys), j.lengths() + 1)
+        >>> val = np.bincount(inv, weights=np.where(d == n - 2, j.value[owner], 0.0))
+        >>> c = MarkovChain.from_counts(j.channels, 1, key // n, key % n, cnt, val)
+        >>> bool(np.allclose(c.removal_effects().conversion, markov_removal_effects(j)))
+        True
+        """
+        chain = cls.__new__(cls)
+        n_states = (len(channels) + 1) ** order + 3
+        src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+        key, inverse = np.unique(src * n_states + dst, return_inverse=True)
+        chain.owner, chain.inverse = None, inverse.ravel()
+        chain.owner_value = np.asarray(value, np.float64)
+        chain.counts = np.asarray(count, np.float64)
+        chain.n_journeys = int(chain.counts[dst >= n_states - 2].sum())
+        chain._set_keys(tuple(channels), order, n_states, key)
+        return chain
+
+    def _set_keys(self, channels: tuple[str, ...], order: int, n_states: int,
+                  key: np.ndarray) -> None:
+        """The distinct transitions ``key = src * n_states + dst`` and their states."""
+        self.order, self.channels = order, channels
+        n_channels = len(channels)
+        self.n_states = n_states
+        self.start, self.conv, self.null = n_states - 3, n_states - 2, n_states - 1
         self.s, self.d = key // n_states, key % n_states
         self.states = np.unique(self.s)          # transient: every state a path leaves
         self.index = np.full(n_states, -1, dtype=np.int64)
@@ -115,8 +157,6 @@ class MarkovChain:
         digits = np.stack([(self.states // base ** k) % base for k in range(order)], axis=1)
         digits[self.states == self.start] = n_channels
         self.digits = digits
-        self.owner_value = journeys.value[self.owner]
-        self.n_journeys = journeys.n_journeys
 
     def fit(self, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Transition probabilities and value rates per distinct transition, for ``weight``.
@@ -124,10 +164,18 @@ class MarkovChain:
         Returns ``(prob, value_rate)``: P(s -> d) and, on transitions into CONVERSION,
         P(s -> CONVERSION) times the mean value of those conversions.
         """
-        w = np.ones(self.owner.shape[0]) if weight is None else np.asarray(weight)[self.owner]
         n_keys = self.s.shape[0]
-        count = np.bincount(self.inverse, weights=w, minlength=n_keys)
-        value = np.bincount(self.inverse, weights=w * self.owner_value, minlength=n_keys)
+        if self.owner is None:
+            # counted elsewhere: one weighting only, the counts themselves
+            if weight is not None:
+                raise ValueError("a chain from counts fits its own counts only (weight=None)")
+            count = np.bincount(self.inverse, weights=self.counts, minlength=n_keys)
+            value = np.bincount(self.inverse, weights=self.owner_value, minlength=n_keys)
+        else:
+            w = (np.ones(self.owner.shape[0]) if weight is None
+                 else np.asarray(weight)[self.owner])
+            count = np.bincount(self.inverse, weights=w, minlength=n_keys)
+            value = np.bincount(self.inverse, weights=w * self.owner_value, minlength=n_keys)
         out = np.bincount(self.index[self.s], weights=count, minlength=self.states.shape[0])
         total = out[self.index[self.s]]
         # a state no weighted journey leaves is unreachable: its row stays 0
@@ -257,6 +305,16 @@ def _set_values(masks: np.ndarray, converted: np.ndarray, weight: np.ndarray,
     size = 1 << n_channels
     seen = np.bincount(masks, weights=weight, minlength=size)
     conv = np.bincount(masks, weights=weight * converted, minlength=size)
+    return set_values_of_counts(seen, conv)
+
+
+def set_values_of_counts(seen: np.ndarray, conv: np.ndarray) -> np.ndarray:
+    """``shapley_set_values`` from each channel set's journeys and conversions, [2 ** C] each.
+
+    >>> set_values_of_counts(np.array([0.0, 4, 0, 2]), np.array([0.0, 1, 0, 2])).tolist()
+    [0.0, 0.25, 0.0, 1.0]
+    """
+    size = seen.shape[0]
     pooled_n, pooled_conv = subset_sums(seen), subset_sums(conv)
     fallback = np.divide(pooled_conv, pooled_n, out=np.zeros(size), where=pooled_n > 0)
     value = np.divide(conv, seen, out=fallback.copy(), where=seen > 0)
@@ -264,8 +322,12 @@ def _set_values(masks: np.ndarray, converted: np.ndarray, weight: np.ndarray,
     return value
 
 
-def _set_shares(sets: np.ndarray, value: np.ndarray, n_channels: int) -> np.ndarray:
-    """Each channel set's Shapley shares (rows sum to 1 over its channels)."""
+def set_shares(sets: np.ndarray, value: np.ndarray, n_channels: int) -> np.ndarray:
+    """Each channel set's Shapley shares (rows sum to 1 over its channels), [len(sets), C].
+
+    >>> set_shares(np.array([3]), np.array([0.0, 0.1, 0.3, 0.4]), 2).round(2).tolist()
+    [[0.25, 0.75]]
+    """
     phi = np.maximum(set_shapley(sets, value, n_channels), 0.0)
     present = ((sets[:, None] >> np.arange(n_channels)) & 1).astype(np.float64)
     total = phi.sum(axis=1, keepdims=True)
@@ -279,7 +341,7 @@ def _shapley_credit(journeys: Journeys) -> np.ndarray:
     value = _set_values(masks, journeys.converted, np.ones(journeys.n_journeys), n_channels)
     rows = np.flatnonzero(journeys.converted & (journeys.lengths() > 0))
     sets, inverse = np.unique(masks[rows], return_inverse=True)
-    shares = _set_shares(sets, value, n_channels)
+    shares = set_shares(sets, value, n_channels)
     out = np.zeros((journeys.n_journeys, n_channels))
     out[rows] = shares[inverse.ravel()]
     return out
@@ -293,7 +355,8 @@ def _check(method: str, options: dict[str, Any]) -> None:
         raise ValueError(f"method {method!r} takes no option {', '.join(sorted(unknown))}")
 
 
-def _markov_shares(effects: np.ndarray) -> np.ndarray:
+def markov_shares(effects: np.ndarray) -> np.ndarray:
+    """Removal effects as shares of all conversions, RE / sum(RE) (0 when all are 0)."""
     total = effects.sum()
     return effects / total if total > 0 else np.zeros_like(effects)
 
@@ -321,7 +384,7 @@ def attribute_journeys(journeys: Journeys, method: str, **options: Any) -> np.nd
             return weighted_presence(journeys.offsets, journeys.channel, journeys.converted,
                                      effects)
         out = np.zeros((journeys.n_journeys, n_channels))
-        out[journeys.converted & (journeys.lengths() > 0)] = _markov_shares(effects)
+        out[journeys.converted & (journeys.lengths() > 0)] = markov_shares(effects)
         return out
     return _shapley_credit(journeys)
 
@@ -382,8 +445,8 @@ def totals_for_weights(journeys: Journeys, method: str, **options: Any
                 return from_rows(weighted_presence(journeys.offsets, journeys.channel,
                                                    journeys.converted, effects.conversion), w)
             wc = w * counted
-            return Totals(wc.sum() * _markov_shares(effects.conversion),
-                          (wc * journeys.value).sum() * _markov_shares(effects.value))
+            return Totals(wc.sum() * markov_shares(effects.conversion),
+                          (wc * journeys.value).sum() * markov_shares(effects.value))
         return markov
     masks = _masks(journeys)
     sets, inverse = np.unique(masks[counted], return_inverse=True)
@@ -391,7 +454,7 @@ def totals_for_weights(journeys: Journeys, method: str, **options: Any
 
     def shapley(weight: np.ndarray | None) -> Totals:
         w = weights(weight)
-        shares = _set_shares(sets, _set_values(masks, journeys.converted, w, n_channels),
+        shares = set_shares(sets, _set_values(masks, journeys.converted, w, n_channels),
                              n_channels)
         per_set = np.bincount(inverse, weights=w[counted], minlength=sets.shape[0])
         per_set_value = np.bincount(inverse, weights=(w * journeys.value)[counted],
