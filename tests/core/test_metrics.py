@@ -34,6 +34,7 @@ class Reference:
     fallbacks: Counter
     queue_depth: Gauge
     outcomes: Counter
+    conversions: Counter
     undecodable: Counter
     refusals: Counter
     resolve_failures: Counter
@@ -61,6 +62,8 @@ class Reference:
                               ["reason"], registry=r),
             queue_depth=Gauge("attribid_queue_depth", "calls waiting for inference", registry=r),
             outcomes=Counter("attribid_outcome_rows", "outcome rows counted", registry=r),
+            conversions=Counter("attribid_conversions", "reported conversions counted",
+                                registry=r),
             undecodable=Counter("attribid_undecodable_requests",
                                 "requests whose bytes are not a valid message", ["method"],
                                 registry=r),
@@ -125,6 +128,7 @@ def apply_updates(m: Any, rng: random.Random) -> None:
             m.queue_depth.set(rng.randrange(0, 50))
         if i % 11 == 0:
             m.outcomes.inc(rng.randrange(0, 30))
+            m.conversions.inc(rng.randrange(0, 30))
         if i % 13 == 0:
             m.refusals.labels(method, rng.choice(codes)).inc()
             m.resolve_failures.labels(rng.choice(["", "c1", "ünïcode"])).inc()

@@ -189,3 +189,30 @@ def test_a_stored_event_that_no_longer_applies_marks_its_campaign_stale(tmp_path
     b.recover()
     assert b.status.apply_failures >= 1
     assert b.books.of("default").allocation("").version >= 1  # the server still serves
+
+
+def test_credited_conversions_survive_a_restart_and_reach_every_replica(url):
+    import dataclasses
+
+    import numpy as np
+
+    one, two = replica(url), replica(url)
+    one.configure("default", dataclasses.replace(spec(), attribution="network"))
+    one.report("default", "c1", "s1", rows(), NOW - 1800)
+    at = np.array([NOW - 2400.0, NOW - 600.0])  # the second waits for the next period
+    credit = np.array([[0.7, 0.0, 0.3], [0.0, 1.0, 0.0]])
+    value = np.array([50.0, 20.0])
+    assert two.check_conversions("default", "c1", "k1", 2) == "network"  # found in the store
+    assert two.conversions("default", "c1", "k1", at, value, credit) == (False, 2, 1)
+    assert one.conversions("default", "c1", "k1", at, value, credit)[0] is True  # duplicate
+    one.report("default", "c1", "k1", rows(), NOW)  # an outcome batch of the same id counts
+    one.sync()
+    obs = one.books.of("default").observations("c1")
+    assert obs[:, 2].tolist() == [0.7, 0.0, 0.0, 1.0, 0.3, 0.0]  # rows' own split not used
+    assert obs[:, 3].tolist() == [35.0, 0.0, 0.0, 20.0, 15.0, 0.0]
+    one.close()
+    two.close()
+    again = replica(url)
+    np.testing.assert_array_equal(again.books.of("default").observations("c1"), obs)
+    assert again.conversions("default", "c1", "k1", at, value, credit)[0] is True
+    again.close()

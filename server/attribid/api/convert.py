@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
 from attribid.models.campaign.book import (CONFIGURED_FLIGHT_S, AllocationSnapshot, CampaignSpec,
                                            ChannelSpec, OutcomeColumns, OutcomeRow)
+from attribid.models.campaign.model import NETWORK
 from attribid.models.errors import InvalidArgument
+from attribid.core.conversions import Credited, RawConversion
 from attribid.core.scoring import Scored
 from attribid.core.types import RawJourney
 from attribid.v1 import attribution_pb2 as pb
@@ -74,6 +77,7 @@ def allocation_message(snap: AllocationSnapshot) -> pb.Allocation:
         acquisitions=snap.acquisitions, exposure=snap.exposure, cpa=snap.cpa,
         objective=snap.objective, solved_at_ms=int(snap.solved_at * 1000), version=snap.version,
         pacing=snap.pacing, stale=snap.stale, stale_reason=snap.stale_reason,
+        attribution=snap.attribution,
     )
 
 
@@ -106,6 +110,7 @@ def campaign_spec(req: pb.ConfigureCampaignRequest, now: float) -> CampaignSpec:
         weight_exposure=_finite(w.exposure, "objective.exposure"),
         max_cpa=_finite(req.max_cpa, "max_cpa"), channels=channels,
         bid_floor=_finite(req.bid_floor, "bid_floor"), bid_cap=_finite(req.bid_cap, "bid_cap"),
+        attribution=req.attribution or NETWORK,
     )
 
 
@@ -136,3 +141,45 @@ def outcome_rows(req: pb.ReportOutcomesRequest) -> list[OutcomeRow]:
 def period_end(req: pb.ReportOutcomesRequest) -> float | None:
     """The report's period end in epoch seconds; None (= now) when unset."""
     return req.period_end_ms / 1000.0 if req.period_end_ms else None
+
+
+def _touches(journey: Any, **fields: Any) -> RawJourney:
+    touches = list(journey)
+    n = len(touches)
+    return RawJourney(
+        channel=list(map(_CHANNEL, touches)),
+        timestamp_ms=np.fromiter(map(_TIMESTAMP_MS, touches), np.int64, n),
+        interaction=np.fromiter(map(_INTERACTION, touches), np.int32, n),
+        cost=np.fromiter(map(_COST, touches), np.float64, n),
+        device=np.fromiter(map(_DEVICE, touches), np.int32, n), **fields)
+
+
+def conversions_input(req: pb.ReportConversionsRequest) -> list[RawConversion]:
+    """The request's conversions, each journey scored at its conversion's time (validated
+    by ``attribid.core.conversions``).
+
+    >>> req = pb.ReportConversionsRequest(conversions=[pb.Conversion(
+    ...     conversion_id="o1", timestamp_ms=5000, value=2.0,
+    ...     journey=[pb.Touchpoint(channel="search", timestamp_ms=1000)])])
+    >>> (raw,) = conversions_input(req)
+    >>> raw.journey.channel, raw.journey.impression_timestamp_ms, raw.value
+    (['search'], 5000, 2.0)
+    """
+    out = []
+    for c in req.conversions:
+        journey = _touches(c.journey, campaign_id=req.campaign_id,
+                           impression_timestamp_ms=c.timestamp_ms)
+        out.append(RawConversion(c.conversion_id, c.timestamp_ms, c.value, journey))
+    return out
+
+
+def conversions_response(duplicate: bool, accepted: int, version: int, attribution: str,
+                         credited: Credited | None,
+                         channels: tuple[str, ...]) -> pb.ReportConversionsResponse:
+    reply = pb.ReportConversionsResponse(duplicate=duplicate, accepted=accepted,
+                                         allocation_version=version, attribution=attribution)
+    if credited is not None and not duplicate:
+        conversions, value = credited.per_channel(channels)
+        reply.credited_conversions.update(conversions)
+        reply.credited_value.update(value)
+    return reply

@@ -14,7 +14,8 @@ from attribid.api.auth import OPEN_TENANT, AuthRefusal, TokenTable
 from attribid.api.status import Refusal
 from attribid.campaigns.writer import CampaignWriter
 from attribid.runtime import logs
-from attribid.models.errors import NotFound, RequestError
+from attribid.core.conversions import credit_conversions
+from attribid.models.errors import MAX_ID_BYTES, NotFound, RequestError
 from attribid.runtime.metrics import Metrics
 from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
@@ -90,8 +91,10 @@ class AttributionServicer(pb_grpc.AttributionServicer):
 
     def __init__(self, server: Serving, metrics: Metrics, log_calls: bool,
                  tokens: TokenTable | None = None, *,
-                 refusal_log_per_s: int = logs.REFUSAL_LOG_PER_S) -> None:
+                 refusal_log_per_s: int = logs.REFUSAL_LOG_PER_S,
+                 max_id_bytes: int = MAX_ID_BYTES) -> None:
         self._server = server
+        self._max_id_bytes = max_id_bytes
         #: None: no tokens, every caller is OPEN_TENANT
         self._tokens = tokens
         self._metrics = metrics
@@ -335,6 +338,33 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             return pb.ReportOutcomesResponse(duplicate=duplicate, accepted=accepted,
                                              allocation_version=version)
         return await self._unary("ReportOutcomes", context, handle)
+
+    async def ReportConversions(self, request: pb.ReportConversionsRequest,
+                                context: grpc.aio.ServicerContext) -> pb.ReportConversionsResponse:
+        tenant = await self._authorize(context, "ReportConversions")
+
+        def write(core: Core) -> pb.ReportConversionsResponse:
+            # Checked before a conversion is converted or credited: batch id, count, and
+            # that the campaign takes credited conversions (its attribution says by what).
+            method = core.state.check_conversions(tenant, request.campaign_id, request.batch_id,
+                                                  len(request.conversions))
+            credited = credit_conversions(method, core.service.scorer, core.service.validator,
+                                          convert.conversions_input(request), time.time(),
+                                          self._max_id_bytes)
+            duplicate, accepted, version = core.state.conversions(
+                tenant, request.campaign_id, request.batch_id, credited.at, credited.value,
+                credited.credit)
+            return convert.conversions_response(duplicate, accepted, version, method, credited,
+                                                core.channels)
+
+        async def handle(core: Core) -> pb.ReportConversionsResponse:
+            # Validation and the network's forward passes run in the writer thread, off the
+            # event loop (one writer: campaign writes apply in the order they are taken).
+            reply = await self._writes.run(write, core)
+            if not reply.duplicate:
+                self._metrics.conversions.inc(reply.accepted)
+            return reply
+        return await self._unary("ReportConversions", context, handle)
 
     async def GetAllocation(self, request: pb.GetAllocationRequest,
                             context: grpc.aio.ServicerContext) -> pb.Allocation:

@@ -44,7 +44,8 @@ def book_limits(settings: Settings) -> "BookLimits":
     return BookLimits(max_campaigns=settings.max_campaigns, max_id_bytes=settings.max_id_bytes,
                       max_batch_ids=settings.max_batch_ids,
                       batch_id_retention_s=settings.batch_id_retention_s,
-                      max_report_rows=settings.max_report_rows)
+                      max_report_rows=settings.max_report_rows,
+                      max_report_conversions=settings.max_report_conversions)
 
 
 class _Events:

@@ -326,6 +326,7 @@ class Metrics:
     fallbacks: FastCounter
     queue_depth: FastGauge
     outcomes: FastCounter
+    conversions: FastCounter
     #: requests whose bytes are not a valid message of their method, by method
     undecodable: FastCounter
     #: refused calls by method and code, logged or not (the log keeps a few a second)
@@ -359,6 +360,7 @@ class Metrics:
                                   ["reason"]),
             queue_depth=FastGauge("attribid_queue_depth", "calls waiting for inference"),
             outcomes=FastCounter("attribid_outcome_rows", "outcome rows counted"),
+            conversions=FastCounter("attribid_conversions", "reported conversions counted"),
             undecodable=FastCounter("attribid_undecodable_requests",
                                     "requests whose bytes are not a valid message", ["method"]),
             refusals=FastCounter("attribid_refusals", "refused calls by method and status code, "
@@ -378,7 +380,7 @@ class Metrics:
                                            "state log entries that could not be applied"),
         )
         r.register(FastCollector([m.calls, m.latency, m.inference, m.batch_size,
-                                  m.fallbacks, m.queue_depth, m.outcomes, m.undecodable,
+                                  m.fallbacks, m.queue_depth, m.outcomes, m.conversions, m.undecodable,
                                   m.refusals, m.resolve_failures, m.loop_errors,
                                   m.state_available, m.state_leader, m.state_applied,
                                   m.state_apply_failures]))

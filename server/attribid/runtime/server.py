@@ -131,7 +131,8 @@ class AttribidServer:
             auth.AuthInterceptor(self.tokens, self._count_refusal)]
         server = grpc.aio.server(options=options, interceptors=interceptors)
         self._servicer = AttributionServicer(self, self.metrics, s.log_calls, self.tokens,
-                                             refusal_log_per_s=s.refusal_log_per_s)
+                                             refusal_log_per_s=s.refusal_log_per_s,
+                                             max_id_bytes=s.max_id_bytes)
         # Undecodable request bytes are INVALID_ARGUMENT, never UNKNOWN (attribid.api.handlers).
         handlers.register(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -35,11 +35,11 @@ import orjson
 from attribid.models.campaign import model as cm
 from attribid.models.campaign.book import (AllocationSnapshot, CampaignBook, CampaignSpec,
                                            ChannelSpec, OutcomeColumns, OutcomeRow,
-                                           PreparedReport, Publish)
+                                           PreparedConversions, PreparedReport, Publish)
 from attribid.models.campaign.tenants import TenantBooks, qualified
 from attribid.models.errors import MAX_ECHO, InvalidArgument, NotFound, RequestError, Unavailable
 from attribid.runtime import logs
-from attribid.state.store import (ALLOCATION, CONFIGURE, OUTCOMES, Event, Store,
+from attribid.state.store import (ALLOCATION, CONFIGURE, CONVERSIONS, OUTCOMES, Event, Store,
                                   StoreUnavailable, holder_id)
 
 #: events read from the store at once while applying the log
@@ -119,6 +119,8 @@ class CampaignState:
                 book.apply_configure(_spec(body), event.version, event.seq)
             elif event.kind == OUTCOMES:
                 book.apply_report(_prepared(book, event.campaign_id, body), event.seq)
+            elif event.kind == CONVERSIONS:
+                book.apply_conversions(_conversions(book, event.campaign_id, body), event.seq)
             elif event.kind == ALLOCATION:
                 book.install(event.campaign_id, _solution(book, body), event.version,
                              int(body["spec_seq"]), int(body["evidence_seq"]))
@@ -161,8 +163,10 @@ class CampaignState:
             # out a timeout); the allocation loop's next pass that reaches it lifts this.
             raise Unavailable("", f"campaign store {self.store.url} unavailable: retry with "
                               "the same batch id")
+        # Batch ids are keyed by kind: an outcome batch and a conversion batch may share one.
+        key = f"{kind}:{batch_id}" if batch_id else ""
         try:
-            done = self.store.append(kind, tenant, campaign_id, payload, batch_id=batch_id,
+            done = self.store.append(kind, tenant, campaign_id, payload, batch_id=key,
                                      at=self._clock(), retention_s=self.retention_s)
             if not done.duplicate:
                 self._applied_own(done.seq)
@@ -197,6 +201,26 @@ class CampaignState:
                                     _report_payload(book, prepared), batch_id)
         version = book.allocation(campaign_id).version
         return (True, 0, version) if duplicate else (False, len(prepared.rows), version)
+
+    def check_conversions(self, tenant: str, campaign_id: str, batch_id: str, count: int) -> str:
+        """``CampaignBook.check_conversions``, an unknown campaign looked for in the store
+        first: the attribution to credit the conversions by."""
+        book = self._book(tenant)
+        try:
+            return book.check_conversions(campaign_id, batch_id, count)
+        except NotFound:
+            self._catch_up()
+            return book.check_conversions(campaign_id, batch_id, count)
+
+    def conversions(self, tenant: str, campaign_id: str, batch_id: str, at: np.ndarray,
+                    value: np.ndarray, credit: np.ndarray) -> tuple[bool, int, int]:
+        """Add credited conversions, through the store; (duplicate, accepted, version)."""
+        book = self._book(tenant)
+        prepared = book.prepare_conversions(campaign_id, batch_id, at, value, credit)
+        _, duplicate = self._append(CONVERSIONS, tenant, campaign_id,
+                                    _conversions_payload(book, prepared), batch_id)
+        version = book.allocation(campaign_id).version
+        return (True, 0, version) if duplicate else (False, int(prepared.at.shape[0]), version)
 
     def allocation(self, tenant: str, campaign_id: str) -> AllocationSnapshot:
         """The campaign's allocation; an unknown campaign is looked for in the store first."""
@@ -308,6 +332,29 @@ def _prepared(book: CampaignBook, campaign_id: str, body: dict[str, Any]) -> Pre
     if not (math.isfinite(end) and math.isfinite(pace)):
         raise InvalidArgument("period_end", "stored report has a non-finite period end or pace")
     return PreparedReport(campaign_id, rows, end, pace)
+
+
+def _conversions_payload(book: CampaignBook, prepared: PreparedConversions) -> bytes:
+    # Only the channels that got credit: a conversion's row is mostly zeros.
+    used = np.flatnonzero(prepared.credit.any(axis=0))
+    return orjson.dumps({"at": prepared.at.tolist(), "value": prepared.value.tolist(),
+                         "channels": [book.channels[int(c)] for c in used],
+                         "credit": prepared.credit[:, used].tolist()})
+
+
+def _conversions(book: CampaignBook, campaign_id: str, body: dict[str, Any]) -> PreparedConversions:
+    index = {c: i for i, c in enumerate(book.channels)}
+    at = np.asarray(body["at"], dtype=np.float64)
+    value = np.asarray(body["value"], dtype=np.float64)
+    credit = np.zeros((at.shape[0], len(book.channels)))
+    stored = np.asarray(body["credit"], dtype=np.float64).reshape(at.shape[0], -1)
+    for j, name in enumerate(body["channels"]):
+        if name not in index:
+            raise InvalidArgument("conversions", f"channel {name!r} is not served by this model")
+        credit[:, index[name]] = stored[:, j]
+    if not (np.isfinite(at).all() and np.isfinite(value).all() and np.isfinite(credit).all()):
+        raise InvalidArgument("conversions", "stored conversions are not finite")
+    return PreparedConversions(campaign_id, at, value, credit)
 
 
 _SCALARS = ("revenue", "acquisitions", "exposure", "cpa", "objective", "solved_at")

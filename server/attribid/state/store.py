@@ -35,6 +35,7 @@ SCHEMA_VERSION = 1
 #: event kinds
 CONFIGURE = "configure"
 OUTCOMES = "outcomes"
+CONVERSIONS = "conversions"
 ALLOCATION = "allocation"
 
 

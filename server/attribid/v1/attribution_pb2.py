@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ttribid/v1/attribution.proto\x12\x0b\x61ttribid.v1\"\x95\x01\n\nTouchpoint\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12-\n\x0binteraction\x18\x03 \x01(\x0e\x32\x18.attribid.v1.Interaction\x12\x0c\n\x04\x63ost\x18\x04 \x01(\x01\x12#\n\x06\x64\x65vice\x18\x05 \x01(\x0e\x32\x13.attribid.v1.Device\"O\n\x11ImpressionContext\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x66loor_price\x18\x02 \x01(\x01\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\"\xaf\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12(\n\x07journey\x18\x03 \x03(\x0b\x32\x17.attribid.v1.Touchpoint\x12\x32\n\nimpression\x18\x04 \x01(\x0b\x32\x1e.attribid.v1.ImpressionContext\x12\x18\n\x10product_category\x18\x05 \x01(\t\"+\n\nScoreError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xb7\x03\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1e\n\x16\x63onversion_probability\x18\x02 \x01(\x01\x12\x36\n\x06\x63redit\x18\x03 \x03(\x0b\x32&.attribid.v1.ScoreResponse.CreditEntry\x12\x30\n\x03\x62id\x18\x04 \x03(\x0b\x32#.attribid.v1.ScoreResponse.BidEntry\x12\x16\n\x0eimpression_bid\x18\x05 \x01(\x01\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x08 \x01(\t\x12\x11\n\ttruncated\x18\t \x01(\x08\x12\x18\n\x10touchpoints_used\x18\n \x01(\x05\x12&\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x17.attribid.v1.ScoreError\x1a-\n\x0b\x43reditEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a*\n\x08\x42idEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"k\n\x0e\x43hannelOutcome\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05spend\x18\x02 \x01(\x01\x12\x13\n\x0b\x63onversions\x18\x03 \x01(\x01\x12\x0f\n\x07revenue\x18\x04 \x01(\x01\x12\x13\n\x0bimpressions\x18\x05 \x01(\x01\"\x84\x01\n\x15ReportOutcomesRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12-\n\x08outcomes\x18\x03 \x03(\x0b\x32\x1b.attribid.v1.ChannelOutcome\x12\x15\n\rperiod_end_ms\x18\x04 \x01(\x03\"Y\n\x16ReportOutcomesResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x1a\n\x12\x61llocation_version\x18\x03 \x01(\x03\"+\n\x14GetAllocationRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"K\n\x10ObjectiveWeights\x12\x0f\n\x07revenue\x18\x01 \x01(\x01\x12\x14\n\x0c\x61\x63quisitions\x18\x02 \x01(\x01\x12\x10\n\x08\x65xposure\x18\x03 \x01(\x01\"Y\n\x11\x43hannelConstraint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03min\x18\x02 \x01(\x01\x12\x0b\n\x03max\x18\x03 \x01(\x01\x12\x1c\n\x14value_per_conversion\x18\x04 \x01(\x01\"\x88\x02\n\x18\x43onfigureCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62udget\x18\x02 \x01(\x01\x12\x17\n\x0f\x66light_start_ms\x18\x03 \x01(\x03\x12\x15\n\rflight_end_ms\x18\x04 \x01(\x03\x12\x30\n\tobjective\x18\x05 \x01(\x0b\x32\x1d.attribid.v1.ObjectiveWeights\x12\x0f\n\x07max_cpa\x18\x06 \x01(\x01\x12\x30\n\x08\x63hannels\x18\x07 \x03(\x0b\x32\x1e.attribid.v1.ChannelConstraint\x12\x11\n\tbid_floor\x18\x08 \x01(\x01\x12\x0f\n\x07\x62id_cap\x18\t \x01(\x01\"\x98\x03\n\nAllocation\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x31\n\x05spend\x18\x02 \x03(\x0b\x32\".attribid.v1.Allocation.SpendEntry\x12\x31\n\x05share\x18\x03 \x03(\x0b\x32\".attribid.v1.Allocation.ShareEntry\x12\x0f\n\x07revenue\x18\x04 \x01(\x01\x12\x14\n\x0c\x61\x63quisitions\x18\x05 \x01(\x01\x12\x10\n\x08\x65xposure\x18\x06 \x01(\x01\x12\x0b\n\x03\x63pa\x18\x07 \x01(\x01\x12\x11\n\tobjective\x18\x08 \x01(\x01\x12\x14\n\x0csolved_at_ms\x18\t \x01(\x03\x12\x0f\n\x07version\x18\n \x01(\x03\x12\x0e\n\x06pacing\x18\x0b \x01(\x01\x12\r\n\x05stale\x18\x0c \x01(\x08\x12\x14\n\x0cstale_reason\x18\r \x01(\t\x1a,\n\nSpendEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a,\n\nShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"(\n\x12ReloadModelRequest\x12\x12\n\nmodel_path\x18\x01 \x01(\t\"a\n\x13ReloadModelResponse\x12\x13\n\x0bold_version\x18\x01 \x01(\t\x12\x13\n\x0bnew_version\x18\x02 \x01(\t\x12\x10\n\x08reloaded\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t*]\n\x0bInteraction\x12\x1b\n\x17INTERACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16INTERACTION_IMPRESSION\x10\x01\x12\x15\n\x11INTERACTION_CLICK\x10\x02*Z\n\x06\x44\x65vice\x12\x16\n\x12\x44\x45VICE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45VICE_DESKTOP\x10\x01\x12\x11\n\rDEVICE_MOBILE\x10\x02\x12\x11\n\rDEVICE_TABLET\x10\x03\x32\xe6\x03\n\x0b\x41ttribution\x12>\n\x05Score\x12\x19.attribid.v1.ScoreRequest\x1a\x1a.attribid.v1.ScoreResponse\x12H\n\x0bScoreStream\x12\x19.attribid.v1.ScoreRequest\x1a\x1a.attribid.v1.ScoreResponse(\x01\x30\x01\x12Y\n\x0eReportOutcomes\x12\".attribid.v1.ReportOutcomesRequest\x1a#.attribid.v1.ReportOutcomesResponse\x12K\n\rGetAllocation\x12!.attribid.v1.GetAllocationRequest\x1a\x17.attribid.v1.Allocation\x12S\n\x11\x43onfigureCampaign\x12%.attribid.v1.ConfigureCampaignRequest\x1a\x17.attribid.v1.Allocation\x12P\n\x0bReloadModel\x12\x1f.attribid.v1.ReloadModelRequest\x1a .attribid.v1.ReloadModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61ttribid/v1/attribution.proto\x12\x0b\x61ttribid.v1\"\x95\x01\n\nTouchpoint\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12-\n\x0binteraction\x18\x03 \x01(\x0e\x32\x18.attribid.v1.Interaction\x12\x0c\n\x04\x63ost\x18\x04 \x01(\x01\x12#\n\x06\x64\x65vice\x18\x05 \x01(\x0e\x32\x13.attribid.v1.Device\"O\n\x11ImpressionContext\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x13\n\x0b\x66loor_price\x18\x02 \x01(\x01\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\"\xaf\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12(\n\x07journey\x18\x03 \x03(\x0b\x32\x17.attribid.v1.Touchpoint\x12\x32\n\nimpression\x18\x04 \x01(\x0b\x32\x1e.attribid.v1.ImpressionContext\x12\x18\n\x10product_category\x18\x05 \x01(\t\"+\n\nScoreError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xb7\x03\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1e\n\x16\x63onversion_probability\x18\x02 \x01(\x01\x12\x36\n\x06\x63redit\x18\x03 \x03(\x0b\x32&.attribid.v1.ScoreResponse.CreditEntry\x12\x30\n\x03\x62id\x18\x04 \x03(\x0b\x32#.attribid.v1.ScoreResponse.BidEntry\x12\x16\n\x0eimpression_bid\x18\x05 \x01(\x01\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x08 \x01(\t\x12\x11\n\ttruncated\x18\t \x01(\x08\x12\x18\n\x10touchpoints_used\x18\n \x01(\x05\x12&\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x17.attribid.v1.ScoreError\x1a-\n\x0b\x43reditEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a*\n\x08\x42idEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"k\n\x0e\x43hannelOutcome\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05spend\x18\x02 \x01(\x01\x12\x13\n\x0b\x63onversions\x18\x03 \x01(\x01\x12\x0f\n\x07revenue\x18\x04 \x01(\x01\x12\x13\n\x0bimpressions\x18\x05 \x01(\x01\"\x84\x01\n\x15ReportOutcomesRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12-\n\x08outcomes\x18\x03 \x03(\x0b\x32\x1b.attribid.v1.ChannelOutcome\x12\x15\n\rperiod_end_ms\x18\x04 \x01(\x03\"Y\n\x16ReportOutcomesResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x1a\n\x12\x61llocation_version\x18\x03 \x01(\x03\"r\n\nConversion\x12\x15\n\rconversion_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\r\n\x05value\x18\x03 \x01(\x01\x12(\n\x07journey\x18\x04 \x03(\x0b\x32\x17.attribid.v1.Touchpoint\"o\n\x18ReportConversionsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12,\n\x0b\x63onversions\x18\x03 \x03(\x0b\x32\x17.attribid.v1.Conversion\"\x95\x03\n\x19ReportConversionsResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12]\n\x14\x63redited_conversions\x18\x03 \x03(\x0b\x32?.attribid.v1.ReportConversionsResponse.CreditedConversionsEntry\x12Q\n\x0e\x63redited_value\x18\x04 \x03(\x0b\x32\x39.attribid.v1.ReportConversionsResponse.CreditedValueEntry\x12\x1a\n\x12\x61llocation_version\x18\x05 \x01(\x03\x12\x13\n\x0b\x61ttribution\x18\x06 \x01(\t\x1a:\n\x18\x43reditedConversionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x34\n\x12\x43reditedValueEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"+\n\x14GetAllocationRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"K\n\x10ObjectiveWeights\x12\x0f\n\x07revenue\x18\x01 \x01(\x01\x12\x14\n\x0c\x61\x63quisitions\x18\x02 \x01(\x01\x12\x10\n\x08\x65xposure\x18\x03 \x01(\x01\"Y\n\x11\x43hannelConstraint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03min\x18\x02 \x01(\x01\x12\x0b\n\x03max\x18\x03 \x01(\x01\x12\x1c\n\x14value_per_conversion\x18\x04 \x01(\x01\"\x9d\x02\n\x18\x43onfigureCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62udget\x18\x02 \x01(\x01\x12\x17\n\x0f\x66light_start_ms\x18\x03 \x01(\x03\x12\x15\n\rflight_end_ms\x18\x04 \x01(\x03\x12\x30\n\tobjective\x18\x05 \x01(\x0b\x32\x1d.attribid.v1.ObjectiveWeights\x12\x0f\n\x07max_cpa\x18\x06 \x01(\x01\x12\x30\n\x08\x63hannels\x18\x07 \x03(\x0b\x32\x1e.attribid.v1.ChannelConstraint\x12\x11\n\tbid_floor\x18\x08 \x01(\x01\x12\x0f\n\x07\x62id_cap\x18\t \x01(\x01\x12\x13\n\x0b\x61ttribution\x18\n \x01(\t\"\xad\x03\n\nAllocation\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x31\n\x05spend\x18\x02 \x03(\x0b\x32\".attribid.v1.Allocation.SpendEntry\x12\x31\n\x05share\x18\x03 \x03(\x0b\x32\".attribid.v1.Allocation.ShareEntry\x12\x0f\n\x07revenue\x18\x04 \x01(\x01\x12\x14\n\x0c\x61\x63quisitions\x18\x05 \x01(\x01\x12\x10\n\x08\x65xposure\x18\x06 \x01(\x01\x12\x0b\n\x03\x63pa\x18\x07 \x01(\x01\x12\x11\n\tobjective\x18\x08 \x01(\x01\x12\x14\n\x0csolved_at_ms\x18\t \x01(\x03\x12\x0f\n\x07version\x18\n \x01(\x03\x12\x0e\n\x06pacing\x18\x0b \x01(\x01\x12\r\n\x05stale\x18\x0c \x01(\x08\x12\x14\n\x0cstale_reason\x18\r \x01(\t\x12\x13\n\x0b\x61ttribution\x18\x0e \x01(\t\x1a,\n\nSpendEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a,\n\nShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"(\n\x12ReloadModelRequest\x12\x12\n\nmodel_path\x18\x01 \x01(\t\"a\n\x13ReloadModelResponse\x12\x13\n\x0bold_version\x18\x01 \x01(\t\x12\x13\n\x0bnew_version\x18\x02 \x01(\t\x12\x10\n\x08reloaded\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t*]\n\x0bInteraction\x12\x1b\n\x17INTERACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16INTERACTION_IMPRESSION\x10\x01\x12\x15\n\x11INTERACTION_CLICK\x10\x02*Z\n\x06\x44\x65vice\x12\x16\n\x12\x44\x45VICE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45VICE_DESKTOP\x10\x01\x12\x11\n\rDEVICE_MOBILE\x10\x02\x12\x11\n\rDEVICE_TABLET\x10\x03\x32\xca\x04\n\x0b\x41ttribution\x12>\n\x05Score\x12\x19.attribid.v1.ScoreRequest\x1a\x1a.attribid.v1.ScoreResponse\x12H\n\x0bScoreStream\x12\x19.attribid.v1.ScoreRequest\x1a\x1a.attribid.v1.ScoreResponse(\x01\x30\x01\x12Y\n\x0eReportOutcomes\x12\".attribid.v1.ReportOutcomesRequest\x1a#.attribid.v1.ReportOutcomesResponse\x12\x62\n\x11ReportConversions\x12%.attribid.v1.ReportConversionsRequest\x1a&.attribid.v1.ReportConversionsResponse\x12K\n\rGetAllocation\x12!.attribid.v1.GetAllocationRequest\x1a\x17.attribid.v1.Allocation\x12S\n\x11\x43onfigureCampaign\x12%.attribid.v1.ConfigureCampaignRequest\x1a\x17.attribid.v1.Allocation\x12P\n\x0bReloadModel\x12\x1f.attribid.v1.ReloadModelRequest\x1a .attribid.v1.ReloadModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCORERESPONSE_CREDITENTRY']._serialized_options = b'8\001'
   _globals['_SCORERESPONSE_BIDENTRY']._loaded_options = None
   _globals['_SCORERESPONSE_BIDENTRY']._serialized_options = b'8\001'
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDCONVERSIONSENTRY']._loaded_options = None
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDCONVERSIONSENTRY']._serialized_options = b'8\001'
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDVALUEENTRY']._loaded_options = None
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDVALUEENTRY']._serialized_options = b'8\001'
   _globals['_ALLOCATION_SPENDENTRY']._loaded_options = None
   _globals['_ALLOCATION_SPENDENTRY']._serialized_options = b'8\001'
   _globals['_ALLOCATION_SHAREENTRY']._loaded_options = None
   _globals['_ALLOCATION_SHAREENTRY']._serialized_options = b'8\001'
-  _globals['_INTERACTION']._serialized_start=2311
-  _globals['_INTERACTION']._serialized_end=2404
-  _globals['_DEVICE']._serialized_start=2406
-  _globals['_DEVICE']._serialized_end=2496
+  _globals['_INTERACTION']._serialized_start=2990
+  _globals['_INTERACTION']._serialized_end=3083
+  _globals['_DEVICE']._serialized_start=3085
+  _globals['_DEVICE']._serialized_end=3175
   _globals['_TOUCHPOINT']._serialized_start=47
   _globals['_TOUCHPOINT']._serialized_end=196
   _globals['_IMPRESSIONCONTEXT']._serialized_start=198
@@ -63,24 +67,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTOUTCOMESREQUEST']._serialized_end=1186
   _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=1188
   _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=1277
-  _globals['_GETALLOCATIONREQUEST']._serialized_start=1279
-  _globals['_GETALLOCATIONREQUEST']._serialized_end=1322
-  _globals['_OBJECTIVEWEIGHTS']._serialized_start=1324
-  _globals['_OBJECTIVEWEIGHTS']._serialized_end=1399
-  _globals['_CHANNELCONSTRAINT']._serialized_start=1401
-  _globals['_CHANNELCONSTRAINT']._serialized_end=1490
-  _globals['_CONFIGURECAMPAIGNREQUEST']._serialized_start=1493
-  _globals['_CONFIGURECAMPAIGNREQUEST']._serialized_end=1757
-  _globals['_ALLOCATION']._serialized_start=1760
-  _globals['_ALLOCATION']._serialized_end=2168
-  _globals['_ALLOCATION_SPENDENTRY']._serialized_start=2078
-  _globals['_ALLOCATION_SPENDENTRY']._serialized_end=2122
-  _globals['_ALLOCATION_SHAREENTRY']._serialized_start=2124
-  _globals['_ALLOCATION_SHAREENTRY']._serialized_end=2168
-  _globals['_RELOADMODELREQUEST']._serialized_start=2170
-  _globals['_RELOADMODELREQUEST']._serialized_end=2210
-  _globals['_RELOADMODELRESPONSE']._serialized_start=2212
-  _globals['_RELOADMODELRESPONSE']._serialized_end=2309
-  _globals['_ATTRIBUTION']._serialized_start=2499
-  _globals['_ATTRIBUTION']._serialized_end=2985
+  _globals['_CONVERSION']._serialized_start=1279
+  _globals['_CONVERSION']._serialized_end=1393
+  _globals['_REPORTCONVERSIONSREQUEST']._serialized_start=1395
+  _globals['_REPORTCONVERSIONSREQUEST']._serialized_end=1506
+  _globals['_REPORTCONVERSIONSRESPONSE']._serialized_start=1509
+  _globals['_REPORTCONVERSIONSRESPONSE']._serialized_end=1914
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDCONVERSIONSENTRY']._serialized_start=1802
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDCONVERSIONSENTRY']._serialized_end=1860
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDVALUEENTRY']._serialized_start=1862
+  _globals['_REPORTCONVERSIONSRESPONSE_CREDITEDVALUEENTRY']._serialized_end=1914
+  _globals['_GETALLOCATIONREQUEST']._serialized_start=1916
+  _globals['_GETALLOCATIONREQUEST']._serialized_end=1959
+  _globals['_OBJECTIVEWEIGHTS']._serialized_start=1961
+  _globals['_OBJECTIVEWEIGHTS']._serialized_end=2036
+  _globals['_CHANNELCONSTRAINT']._serialized_start=2038
+  _globals['_CHANNELCONSTRAINT']._serialized_end=2127
+  _globals['_CONFIGURECAMPAIGNREQUEST']._serialized_start=2130
+  _globals['_CONFIGURECAMPAIGNREQUEST']._serialized_end=2415
+  _globals['_ALLOCATION']._serialized_start=2418
+  _globals['_ALLOCATION']._serialized_end=2847
+  _globals['_ALLOCATION_SPENDENTRY']._serialized_start=2757
+  _globals['_ALLOCATION_SPENDENTRY']._serialized_end=2801
+  _globals['_ALLOCATION_SHAREENTRY']._serialized_start=2803
+  _globals['_ALLOCATION_SHAREENTRY']._serialized_end=2847
+  _globals['_RELOADMODELREQUEST']._serialized_start=2849
+  _globals['_RELOADMODELREQUEST']._serialized_end=2889
+  _globals['_RELOADMODELRESPONSE']._serialized_start=2891
+  _globals['_RELOADMODELRESPONSE']._serialized_end=2988
+  _globals['_ATTRIBUTION']._serialized_start=3178
+  _globals['_ATTRIBUTION']._serialized_end=3764
 # @@protoc_insertion_point(module_scope)

@@ -149,6 +149,58 @@ class ReportOutcomesResponse(_message.Message):
     allocation_version: int
     def __init__(self, duplicate: _Optional[bool] = ..., accepted: _Optional[int] = ..., allocation_version: _Optional[int] = ...) -> None: ...
 
+class Conversion(_message.Message):
+    __slots__ = ("conversion_id", "timestamp_ms", "value", "journey")
+    CONVERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    conversion_id: str
+    timestamp_ms: int
+    value: float
+    journey: _containers.RepeatedCompositeFieldContainer[Touchpoint]
+    def __init__(self, conversion_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., value: _Optional[float] = ..., journey: _Optional[_Iterable[_Union[Touchpoint, _Mapping]]] = ...) -> None: ...
+
+class ReportConversionsRequest(_message.Message):
+    __slots__ = ("batch_id", "campaign_id", "conversions")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    campaign_id: str
+    conversions: _containers.RepeatedCompositeFieldContainer[Conversion]
+    def __init__(self, batch_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ...) -> None: ...
+
+class ReportConversionsResponse(_message.Message):
+    __slots__ = ("duplicate", "accepted", "credited_conversions", "credited_value", "allocation_version", "attribution")
+    class CreditedConversionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class CreditedValueEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CREDITED_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CREDITED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    duplicate: bool
+    accepted: int
+    credited_conversions: _containers.ScalarMap[str, float]
+    credited_value: _containers.ScalarMap[str, float]
+    allocation_version: int
+    attribution: str
+    def __init__(self, duplicate: _Optional[bool] = ..., accepted: _Optional[int] = ..., credited_conversions: _Optional[_Mapping[str, float]] = ..., credited_value: _Optional[_Mapping[str, float]] = ..., allocation_version: _Optional[int] = ..., attribution: _Optional[str] = ...) -> None: ...
+
 class GetAllocationRequest(_message.Message):
     __slots__ = ("campaign_id",)
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -178,7 +230,7 @@ class ChannelConstraint(_message.Message):
     def __init__(self, name: _Optional[str] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., value_per_conversion: _Optional[float] = ...) -> None: ...
 
 class ConfigureCampaignRequest(_message.Message):
-    __slots__ = ("campaign_id", "budget", "flight_start_ms", "flight_end_ms", "objective", "max_cpa", "channels", "bid_floor", "bid_cap")
+    __slots__ = ("campaign_id", "budget", "flight_start_ms", "flight_end_ms", "objective", "max_cpa", "channels", "bid_floor", "bid_cap", "attribution")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     FLIGHT_START_MS_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +240,7 @@ class ConfigureCampaignRequest(_message.Message):
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     BID_FLOOR_FIELD_NUMBER: _ClassVar[int]
     BID_CAP_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     budget: float
     flight_start_ms: int
@@ -197,10 +250,11 @@ class ConfigureCampaignRequest(_message.Message):
     channels: _containers.RepeatedCompositeFieldContainer[ChannelConstraint]
     bid_floor: float
     bid_cap: float
-    def __init__(self, campaign_id: _Optional[str] = ..., budget: _Optional[float] = ..., flight_start_ms: _Optional[int] = ..., flight_end_ms: _Optional[int] = ..., objective: _Optional[_Union[ObjectiveWeights, _Mapping]] = ..., max_cpa: _Optional[float] = ..., channels: _Optional[_Iterable[_Union[ChannelConstraint, _Mapping]]] = ..., bid_floor: _Optional[float] = ..., bid_cap: _Optional[float] = ...) -> None: ...
+    attribution: str
+    def __init__(self, campaign_id: _Optional[str] = ..., budget: _Optional[float] = ..., flight_start_ms: _Optional[int] = ..., flight_end_ms: _Optional[int] = ..., objective: _Optional[_Union[ObjectiveWeights, _Mapping]] = ..., max_cpa: _Optional[float] = ..., channels: _Optional[_Iterable[_Union[ChannelConstraint, _Mapping]]] = ..., bid_floor: _Optional[float] = ..., bid_cap: _Optional[float] = ..., attribution: _Optional[str] = ...) -> None: ...
 
 class Allocation(_message.Message):
-    __slots__ = ("campaign_id", "spend", "share", "revenue", "acquisitions", "exposure", "cpa", "objective", "solved_at_ms", "version", "pacing", "stale", "stale_reason")
+    __slots__ = ("campaign_id", "spend", "share", "revenue", "acquisitions", "exposure", "cpa", "objective", "solved_at_ms", "version", "pacing", "stale", "stale_reason", "attribution")
     class SpendEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +282,7 @@ class Allocation(_message.Message):
     PACING_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
     STALE_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     spend: _containers.ScalarMap[str, float]
     share: _containers.ScalarMap[str, float]
@@ -241,7 +296,8 @@ class Allocation(_message.Message):
     pacing: float
     stale: bool
     stale_reason: str
-    def __init__(self, campaign_id: _Optional[str] = ..., spend: _Optional[_Mapping[str, float]] = ..., share: _Optional[_Mapping[str, float]] = ..., revenue: _Optional[float] = ..., acquisitions: _Optional[float] = ..., exposure: _Optional[float] = ..., cpa: _Optional[float] = ..., objective: _Optional[float] = ..., solved_at_ms: _Optional[int] = ..., version: _Optional[int] = ..., pacing: _Optional[float] = ..., stale: _Optional[bool] = ..., stale_reason: _Optional[str] = ...) -> None: ...
+    attribution: str
+    def __init__(self, campaign_id: _Optional[str] = ..., spend: _Optional[_Mapping[str, float]] = ..., share: _Optional[_Mapping[str, float]] = ..., revenue: _Optional[float] = ..., acquisitions: _Optional[float] = ..., exposure: _Optional[float] = ..., cpa: _Optional[float] = ..., objective: _Optional[float] = ..., solved_at_ms: _Optional[int] = ..., version: _Optional[int] = ..., pacing: _Optional[float] = ..., stale: _Optional[bool] = ..., stale_reason: _Optional[str] = ..., attribution: _Optional[str] = ...) -> None: ...
 
 class ReloadModelRequest(_message.Message):
     __slots__ = ("model_path",)

@@ -49,6 +49,11 @@ class AttributionStub:
                 request_serializer=attribid_dot_v1_dot_attribution__pb2.ReportOutcomesRequest.SerializeToString,
                 response_deserializer=attribid_dot_v1_dot_attribution__pb2.ReportOutcomesResponse.FromString,
                 _registered_method=True)
+        self.ReportConversions = channel.unary_unary(
+                '/attribid.v1.Attribution/ReportConversions',
+                request_serializer=attribid_dot_v1_dot_attribution__pb2.ReportConversionsRequest.SerializeToString,
+                response_deserializer=attribid_dot_v1_dot_attribution__pb2.ReportConversionsResponse.FromString,
+                _registered_method=True)
         self.GetAllocation = channel.unary_unary(
                 '/attribid.v1.Attribution/GetAllocation',
                 request_serializer=attribid_dot_v1_dot_attribution__pb2.GetAllocationRequest.SerializeToString,
@@ -88,6 +93,18 @@ class AttributionServicer:
     def ReportOutcomes(self, request, context):
         """Outcomes observed for a campaign over a period. Idempotent by batch_id:
         a retried report with the same batch_id is acknowledged, not recounted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportConversions(self, request, context):
+        """Conversions with the journeys that led to them. The server credits each
+        conversion over its journey's channels with the campaign's attribution
+        (ConfigureCampaignRequest.attribution: the served network by default) and
+        adds the credited conversions and value to the campaign's evidence, in the
+        period that holds each conversion's timestamp. Idempotent by batch_id, as
+        ReportOutcomes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +154,11 @@ def add_AttributionServicer_to_server(servicer, server):
                     servicer.ReportOutcomes,
                     request_deserializer=attribid_dot_v1_dot_attribution__pb2.ReportOutcomesRequest.FromString,
                     response_serializer=attribid_dot_v1_dot_attribution__pb2.ReportOutcomesResponse.SerializeToString,
+            ),
+            'ReportConversions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportConversions,
+                    request_deserializer=attribid_dot_v1_dot_attribution__pb2.ReportConversionsRequest.FromString,
+                    response_serializer=attribid_dot_v1_dot_attribution__pb2.ReportConversionsResponse.SerializeToString,
             ),
             'GetAllocation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAllocation,
@@ -235,6 +257,33 @@ class Attribution:
             '/attribid.v1.Attribution/ReportOutcomes',
             attribid_dot_v1_dot_attribution__pb2.ReportOutcomesRequest.SerializeToString,
             attribid_dot_v1_dot_attribution__pb2.ReportOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportConversions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attribid.v1.Attribution/ReportConversions',
+            attribid_dot_v1_dot_attribution__pb2.ReportConversionsRequest.SerializeToString,
+            attribid_dot_v1_dot_attribution__pb2.ReportConversionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

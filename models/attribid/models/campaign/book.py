@@ -72,9 +72,12 @@ class BookLimits:
     batch_id_retention_s: float = BATCH_ID_RETENTION_S
     #: outcome rows in one report (INVALID_ARGUMENT naming outcomes)
     max_report_rows: int = MAX_REPORT_ROWS
+    #: conversions in one report of conversions (INVALID_ARGUMENT naming conversions)
+    max_report_conversions: int = MAX_REPORT_ROWS
 
     def __post_init__(self) -> None:
-        for name in ("max_campaigns", "max_id_bytes", "max_batch_ids", "max_report_rows"):
+        for name in ("max_campaigns", "max_id_bytes", "max_batch_ids", "max_report_rows",
+                     "max_report_conversions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.batch_id_retention_s >= 0:
@@ -102,6 +105,10 @@ class CampaignSpec:
     channels: tuple[ChannelSpec, ...]  # empty = every book channel with defaults
     bid_floor: float
     bid_cap: float  # 0 = none
+    #: what credits the campaign's conversions (``model.ATTRIBUTIONS``): "reported" takes
+    #: the conversions and revenue of outcome rows; any other method takes them from
+    #: ``report_conversions`` and uses only the rows' spend and impressions
+    attribution: str = cm.REPORTED
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,8 @@ class AllocationSnapshot:
     stale: bool = False
     #: why it failed (cut to MAX_ECHO characters); "" when not stale
     stale_reason: str = ""
+    #: what credited the conversions this allocation learnt from (``CampaignSpec.attribution``)
+    attribution: str = cm.REPORTED
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,19 @@ class PreparedReport:
     end: float
     #: the pacing the campaign's bids carried when the report was taken (what it delivered at)
     pace: float
+
+
+@dataclass(frozen=True)
+class PreparedConversions:
+    """Conversions credited over their journeys and checked against their campaign, ready
+    to be recorded (``apply_conversions``)."""
+
+    campaign_id: str
+    #: float64 [n]: each conversion's time (epoch s) and value
+    at: np.ndarray
+    value: np.ndarray
+    #: float64 [n, book channels]: each conversion's credit, a row of shares summing to 1
+    credit: np.ndarray
 
 
 def _solved(model: cm.CampaignModel, rng: np.random.Generator | None, now: float,
@@ -321,6 +343,10 @@ class CampaignBook:
         if not math.isfinite(end):
             raise InvalidArgument("period_end", "must be a finite time")
         parsed = cm.validate_rows(rows, self._index, camp.model.members)
+        if camp.spec.attribution != cm.REPORTED:
+            # The campaign's conversions come credited from report_conversions: the rows'
+            # own split (the caller's attribution) is not evidence for it.
+            parsed[:, 2:4] = 0.0
         camp.model.check_totals(parsed)
         pace = float(camp.hot[2][0]) if camp.hot is not None else 0.0
         return PreparedReport(campaign_id, parsed, end, pace)
@@ -341,6 +367,82 @@ class CampaignBook:
         camp.pending += len(prepared.rows)
         camp.evidence_seq = max(camp.evidence_seq, evidence_seq)
         self._refresh_pacing(camp)
+
+    # -- conversions ---------------------------------------------------------------------
+    def check_conversions(self, campaign_id: str, batch_id: str, count: int) -> str:
+        """What ``report_conversions`` checks before any conversion is read or credited: the
+        batch id, the count, and that the campaign takes credited conversions (FailedPrecondition
+        for "reported"). Returns the campaign's attribution, the method to credit them by."""
+        if not batch_id:
+            raise InvalidArgument("batch_id", "required (the idempotency key)")
+        check_id("batch_id", batch_id, self.limits.max_id_bytes)
+        if count > self.limits.max_report_conversions:
+            raise InvalidArgument("conversions", f"{count} conversions, at most "
+                                  f"{self.limits.max_report_conversions} in one report")
+        method = self._get(campaign_id).spec.attribution
+        if method == cm.REPORTED:
+            raise FailedPrecondition("attribution", f"campaign {quote(campaign_id)} takes "
+                                     "conversions as reported in ReportOutcomes rows; configure "
+                                     "another attribution to report conversions")
+        return method
+
+    def prepare_conversions(self, campaign_id: str, batch_id: str, at: np.ndarray,
+                            value: np.ndarray, credit: np.ndarray) -> PreparedConversions:
+        """Credited conversions checked as ``report_conversions`` checks them (all but the
+        batch id's novelty); nothing changes."""
+        self.check_conversions(campaign_id, batch_id, int(np.shape(at)[0]))
+        camp = self._get(campaign_id)
+        at = np.ascontiguousarray(at, np.float64)
+        value = np.ascontiguousarray(value, np.float64)
+        credit = np.ascontiguousarray(credit, np.float64)
+        n = at.shape[0]
+        if value.shape != (n,) or credit.shape != (n, len(self.channels)):
+            raise ValueError("at, value and credit must describe the same conversions over "
+                             "the book's channels")
+        if not (np.isfinite(at).all() and np.isfinite(value).all() and np.isfinite(credit).all()):
+            raise InvalidArgument("conversions", "times, values and credit must be finite")
+        if (value < 0).any() or (value > cm.MAX_AMOUNT).any():
+            i = int(np.flatnonzero((value < 0) | (value > cm.MAX_AMOUNT))[0])
+            raise InvalidArgument(f"conversions[{i}].value",
+                                  f"must be in [0, {cm.MAX_AMOUNT:g}], got {value[i]:g}")
+        if (credit < 0).any():
+            raise InvalidArgument("conversions", "credit must be >= 0")
+        camp.model.check_credit_totals(float(credit[:, camp.model.members].sum()),
+                                       float((credit[:, camp.model.members].T @ value).sum()))
+        return PreparedConversions(campaign_id, at, value, credit)
+
+    def apply_conversions(self, prepared: PreparedConversions, evidence_seq: int = 0) -> int:
+        """Record prepared conversions (no idempotency check: the store made it); the
+        campaign's allocation version. Each counts as new evidence for the next re-solve."""
+        with self._lock:
+            camp = self._get(prepared.campaign_id)
+            camp.model.add_credit(prepared.at, prepared.credit, prepared.value)
+            camp.pending += int(prepared.at.shape[0])
+            camp.evidence_seq = max(camp.evidence_seq, evidence_seq)
+            return camp.version
+
+    def report_conversions(self, campaign_id: str, batch_id: str, at: np.ndarray,
+                           value: np.ndarray, credit: np.ndarray) -> tuple[bool, int, int]:
+        """Add credited conversions, idempotent by batch id as ``report``;
+        (duplicate, accepted conversions, allocation version)."""
+        prepared = self.prepare_conversions(campaign_id, batch_id, at, value, credit)
+        key = (campaign_id, batch_id)
+        with self._lock:
+            now = self._clock()
+            self._forget_old_batches(now)
+            camp = self._get(campaign_id)
+            if key in self._seen:
+                return True, 0, camp.version
+            camp.model.add_credit(prepared.at, prepared.credit, prepared.value)
+            camp.pending += int(prepared.at.shape[0])
+            self._seen[key] = now
+            if len(self._seen) > self.limits.max_batch_ids:
+                self._seen.popitem(last=False)
+            return False, int(prepared.at.shape[0]), camp.version
+
+    def attribution(self, campaign_id: str) -> str:
+        """What credits the campaign's conversions (``CampaignSpec.attribution``)."""
+        return self._get(campaign_id).spec.attribution
 
     # -- allocation ----------------------------------------------------------------------
     def allocation(self, campaign_id: str) -> AllocationSnapshot:
@@ -535,7 +637,7 @@ class CampaignBook:
             share={k: v / budget for k, v in spend.items()}, revenue=result.revenue,
             acquisitions=result.acquisitions, exposure=result.exposure, cpa=result.cpa,
             objective=result.objective, solved_at=result.solved_at, version=camp.version,
-            pacing=pacing)
+            pacing=pacing, attribution=camp.spec.attribution)
         params = np.array([pacing, camp.spec.bid_floor, camp.spec.bid_cap])
         camp.hot = (result.per_conv, result.per_imp, params)
         self._hot[camp.spec.campaign_id] = camp.hot

@@ -54,6 +54,12 @@ MIN_BUDGET = 0.01
 MAX_WEIGHT = 1e6
 #: the outcome columns of a row, in validate_rows' order (after the channel index)
 OUTCOME_FIELDS = ("spend", "conversions", "revenue", "impressions")
+#: what credits a campaign's conversions (ConfigureCampaignRequest.attribution): the served
+#: network, a rule over each journey, or the caller's own split in ReportOutcomes rows
+NETWORK = "network"
+REPORTED = "reported"
+RULE_ATTRIBUTIONS = ("last-click", "first-click", "linear", "time-decay", "position-based")
+ATTRIBUTIONS = (NETWORK, *RULE_ATTRIBUTIONS, REPORTED)
 
 
 def _bounded(field: str, v: float, top: float = MAX_AMOUNT,
@@ -115,6 +121,10 @@ def validate_spec(spec: Any, index: Mapping[str, int], now: float) -> Any:
     if total_min > budget:
         raise FailedPrecondition("budget", f"channel minimums sum to {total_min:g}, "
                                  f"more than the budget {budget:g}")
+    attribution = getattr(spec, "attribution", REPORTED)
+    if attribution not in ATTRIBUTIONS:
+        raise InvalidArgument("attribution", f"unknown method {quote(attribution)}; choose from "
+                              f"{', '.join(ATTRIBUTIONS)}")
     return dataclasses.replace(spec, flight_start=start, flight_end=end, channels=tuple(channels),
                                weight_revenue=weights[0], weight_acquisitions=weights[1],
                                weight_exposure=weights[2])
@@ -236,6 +246,9 @@ class ChannelPeriods:
     dropped: bool = False
     ends: list[float] = field(default_factory=list)
     sums: list[np.ndarray] = field(default_factory=list)
+    #: credited conversions later than the newest period, (time, conversions, value) each
+    #: float64 [k]: they join the period that ends at or after them once it is reported
+    waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def add(self, end: float, values: np.ndarray) -> bool:
         """Add one report's sums to the period ending at ``end``, creating it if new;
@@ -248,7 +261,38 @@ class ChannelPeriods:
         else:
             self.ends.insert(i, end)
             self.sums.insert(i, np.array(values, dtype=np.float64))
+        if self.waiting and end >= min(float(w[0].min()) for w in self.waiting):
+            waiting, self.waiting = self.waiting, []
+            for at, conversions, value in waiting:
+                self.credit(at, conversions, value)
         return True
+
+    def credit(self, at: np.ndarray, conversions: np.ndarray, value: np.ndarray) -> None:
+        """Add credited conversions and value, each to the period that holds its time ``at``
+        (the first that ends at or after it); later than every period, they wait for the
+        period that will hold them. Before the periods kept (``dropped``), they are dropped.
+
+        >>> p = ChannelPeriods(base=0.0)
+        >>> p.add(10.0, np.zeros(4)), p.add(20.0, np.zeros(4))
+        (True, True)
+        >>> p.credit(np.array([5.0, 15.0, 25.0]), np.array([1.0, 0.5, 2.0]), np.ones(3))
+        >>> [float(v[1]) for v in p.sums], len(p.waiting)
+        ([1.0, 0.5], 1)
+        >>> p.add(30.0, np.array([3.0, 0, 0, 0])), [float(v[1]) for v in p.sums], p.waiting
+        (True, [1.0, 0.5, 2.0], [])
+        """
+        keep = at > self.base if self.dropped else np.ones(at.shape, bool)
+        index = np.searchsorted(np.asarray(self.ends, np.float64), at, side="left")
+        later = keep & (index >= len(self.ends))
+        if later.any():
+            self.waiting.append((at[later], conversions[later], value[later]))
+        held = keep & ~later
+        if held.any():
+            n = len(self.ends)
+            conv = np.bincount(index[held], weights=conversions[held], minlength=n)
+            val = np.bincount(index[held], weights=value[held], minlength=n)
+            for i in np.flatnonzero((conv != 0) | (val != 0)).tolist():
+                self.sums[i] = self.sums[i] + np.array([0.0, conv[i], val[i], 0.0])
 
     def drop_oldest(self) -> None:
         self.base = self.ends.pop(0)
@@ -264,7 +308,8 @@ class ChannelPeriods:
         return dt
 
     def copy(self) -> "ChannelPeriods":
-        return ChannelPeriods(self.base, self.dropped, list(self.ends), list(self.sums))
+        return ChannelPeriods(self.base, self.dropped, list(self.ends), list(self.sums),
+                              list(self.waiting))
 
 
 @dataclass(frozen=True)
@@ -365,6 +410,35 @@ class CampaignModel:
             oldest = min((p for p in self._periods.values() if p.ends), key=lambda p: p.ends[0])
             oldest.drop_oldest()
             self._n_periods -= 1
+
+    def check_credit_totals(self, conversions: float, value: float) -> np.ndarray:
+        """The campaign's totals with credited ``conversions`` and ``value`` added;
+        InvalidArgument naming the field past MAX_AMOUNT."""
+        totals = self.totals + np.array([0.0, conversions, value, 0.0])
+        for j, name in ((1, "conversions"), (2, "value")):
+            if totals[j] > MAX_AMOUNT:
+                raise InvalidArgument("conversions", f"would bring the campaign's total {name} "
+                                      f"to {totals[j]:g}, more than {MAX_AMOUNT:g} (the most a "
+                                      "campaign accumulates)")
+        return totals
+
+    def add_credit(self, at: np.ndarray, credit: np.ndarray, value: np.ndarray) -> None:
+        """Record credited conversions: ``credit`` float64 [n, book channels] (each row a
+        conversion's shares), ``value`` [n] each conversion's value, ``at`` [n] its time.
+        Each channel of the campaign gets its shares in the period that holds each
+        conversion (``ChannelPeriods.credit``); a channel with no period yet keeps them
+        waiting for its first. Credit to channels outside the campaign is not kept.
+        """
+        self.totals = self.check_credit_totals(float(credit[:, self.members].sum()),
+                                               float((credit[:, self.members].T @ value).sum()))
+        for ch in self.members.tolist():
+            shares = credit[:, ch]
+            if not shares.any():
+                continue
+            periods = self._periods.get(ch)
+            if periods is None:
+                periods = self._periods[ch] = ChannelPeriods(base=float(self.spec.flight_start))
+            periods.credit(at, shares, shares * value)
 
     def observations(self) -> np.ndarray:
         """The fit's input: float64 [n, 7], one row per channel and period (channel index,
