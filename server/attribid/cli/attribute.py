@@ -15,19 +15,30 @@ without touchpoints, journeys whose every touch follows the conversion, repeated
 rows) and progress go to stderr; ``--strict`` makes a warning exit 2.
 ``--epsilon E`` (with ``--value-cap`` and ``--cost-cap``) releases the figures with
 E-differential privacy instead; the report states E and the noise.
+``--engine duckdb`` (the default) credits the classic methods by SQL over the files where
+they lie (CSV, Parquet, globs of parts, a DuckDB file), holding no touchpoint in Python;
+``--engine memory`` reads every journey into memory first. Bootstrap intervals,
+``--epsilon``, ``--paths`` and the network need each journey's credit: they read in memory.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
 from attribid.models.attribution.channels import ALL_METHODS, TIMED
 from attribid.models.attribution.privacy import PRIVATE_METHODS, PrivacySpec
-from attribid.models.attribution.report import FORMATS, build_report, render
+from attribid.models.attribution.report import FORMATS, Report, build_report, render
 from attribid.models.data.loader import (
-    TIME_UNITS, DataError, LoadedJourneys, read_journeys, read_paths,
+    TIME_UNITS, DataError, DataIssue, LoadedJourneys, read_journeys, read_paths,
 )
+
+if TYPE_CHECKING:
+    from attribid.models.batch.engine import JourneyTables
+
+#: where the journeys are credited: by SQL where they lie, or read into memory first
+ENGINES: tuple[str, ...] = ("duckdb", "memory")
 
 #: flag -> (option name, methods it applies to)
 _METHOD_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -114,13 +125,13 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                              "else seconds)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 2 on any warning about the input")
+    parser.add_argument("--engine", choices=ENGINES, default="duckdb",
+                        help="duckdb: SQL over the files where they lie (CSV, Parquet, globs, "
+                             "a DuckDB file); memory: every journey read into memory first "
+                             "(default duckdb)")
 
 
-def load_input(args: argparse.Namespace) -> LoadedJourneys:
-    """The journeys the input flags name; warnings and notes to stderr.
-
-    Under ``--strict`` a warning is bad input (exit 2).
-    """
+def _check_input_flags(args: argparse.Namespace) -> None:
     if args.paths is not None:
         if args.touchpoints or args.conversions:
             raise CommandError("--paths replaces --touchpoints and --conversions: give one or "
@@ -128,22 +139,53 @@ def load_input(args: argparse.Namespace) -> LoadedJourneys:
         for flag, value in (("--lookback", args.lookback), ("--time-unit", args.time_unit)):
             if value is not None:
                 raise CommandError(f"{flag} needs touch times: not available with --paths")
-        with errors_as(BAD_INPUT, DataError, OSError):
-            loaded = read_paths(args.paths, args.path_separator)
-    else:
-        if not (args.touchpoints and args.conversions):
-            raise CommandError("give --touchpoints and --conversions (or --paths)")
-        if args.lookback is not None and not args.lookback > 0:
-            raise CommandError(f"--lookback must be > 0 days, got {args.lookback}")
-        with errors_as(BAD_INPUT, DataError, OSError):
-            loaded = read_journeys(args.touchpoints, args.conversions, time_unit=args.time_unit,
-                                   lookback_days=args.lookback)
-    for issue in loaded.issues:
+        return
+    if not (args.touchpoints and args.conversions):
+        raise CommandError("give --touchpoints and --conversions (or --paths)")
+    if args.lookback is not None and not args.lookback > 0:
+        raise CommandError(f"--lookback must be > 0 days, got {args.lookback}")
+
+
+def report_issues(args: argparse.Namespace, issues: tuple[DataIssue, ...]) -> None:
+    """Warnings and notes to stderr; under ``--strict`` a warning is bad input (exit 2)."""
+    for issue in issues:
         progress(f"attribid: {issue}")
-    warnings = [i for i in loaded.issues if i.warning]
+    warnings = [i for i in issues if i.warning]
     if args.strict and warnings:
         raise CommandError(f"--strict: {len(warnings)} warning(s) about the input, the first: "
                            f"{warnings[0].message}")
+
+
+def open_tables(args: argparse.Namespace) -> "JourneyTables | None":
+    """The journeys as DuckDB tables (``--engine duckdb``); None when DuckDB cannot read
+    input the line scanner can (then the caller reads it in memory)."""
+    from attribid.models.batch.engine import UnreadableBySql, open_journeys
+
+    _check_input_flags(args)
+    with errors_as(BAD_INPUT, ValueError, OSError):
+        try:
+            tables = open_journeys(args.touchpoints, args.conversions,
+                                   time_unit=args.time_unit, lookback_days=args.lookback)
+        except UnreadableBySql:
+            return None
+    report_issues(args, tables.issues)
+    return tables
+
+
+def load_input(args: argparse.Namespace) -> LoadedJourneys:
+    """The journeys the input flags name; warnings and notes to stderr.
+
+    Under ``--strict`` a warning is bad input (exit 2).
+    """
+    _check_input_flags(args)
+    if args.paths is not None:
+        with errors_as(BAD_INPUT, DataError, OSError):
+            loaded = read_paths(args.paths, args.path_separator)
+    else:
+        with errors_as(BAD_INPUT, DataError, OSError):
+            loaded = read_journeys(args.touchpoints, args.conversions, time_unit=args.time_unit,
+                                   lookback_days=args.lookback)
+    report_issues(args, loaded.issues)
     return loaded
 
 
@@ -207,6 +249,23 @@ def _network_fits(model: str | None, channels: tuple[str, ...]) -> str | None:
     return f"channels {unknown} unknown to the model" if unknown else None
 
 
+def _memory_report(args: argparse.Namespace, methods: list[str],
+                   chosen: dict[str, dict[str, float | int]], privacy: PrivacySpec | None,
+                   inputs: dict[str, str]) -> Report:
+    """The report of journeys read into memory (every method, bootstrap, privacy)."""
+    loaded = load_input(args)
+    if args.method.strip() == "all" and "network" in methods:
+        with errors_as(BAD_INPUT, ValueError, OSError):
+            why = _network_fits(args.model, loaded.journeys.channels)
+        if why:
+            progress(f"attribid: note: network left out of 'all': {why}")
+            methods.remove("network")
+    # the network refuses a model file it cannot use, or journeys with channels it does not know
+    with errors_as(BAD_INPUT, ValueError, OSError):
+        return build_report(loaded, methods, chosen, args.model, args.bootstrap, args.seed,
+                            args.lookback, inputs, log=progress, privacy=privacy)
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, attribute, print; returns the exit code (bad input raises CommandError)."""
     if args.bootstrap < 0:
@@ -221,19 +280,20 @@ def run(args: argparse.Namespace) -> int:
         if args.bootstrap:
             raise CommandError("--bootstrap does not go with --epsilon: a private report "
                                "states its noise instead")
-    loaded = load_input(args)
-    if args.method.strip() == "all" and "network" in methods:
-        with errors_as(BAD_INPUT, ValueError, OSError):
-            why = _network_fits(args.model, loaded.journeys.channels)
-        if why:
-            progress(f"attribid: note: network left out of 'all': {why}")
-            methods.remove("network")
     inputs = ({"paths": args.paths} if args.paths else
               {"touchpoints": args.touchpoints, "conversions": args.conversions})
-    # the network refuses a model file it cannot use, or journeys with channels it does not know
-    with errors_as(BAD_INPUT, ValueError, OSError):
-        report = build_report(loaded, methods, chosen, args.model, args.bootstrap, args.seed,
-                              args.lookback, inputs, log=progress, privacy=privacy)
+    # what needs each journey's credit (resamples, noise per journey, the network) reads in memory
+    by_sql = (args.engine == "duckdb" and args.paths is None and not args.bootstrap
+              and privacy is None and "network" not in methods)
+    tables = open_tables(args) if by_sql else None
+    if tables is not None:
+        from attribid.models.batch.report import sql_report
+
+        with errors_as(BAD_INPUT, ValueError):
+            report = sql_report(tables, methods, chosen, args.lookback, inputs)
+        tables.close()
+    else:
+        report = _memory_report(args, methods, chosen, privacy, inputs)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     sys.stdout.write(render(report, fmt))
     sys.stdout.flush()

@@ -8,7 +8,8 @@ conversion; and the first-order Markov chain's transition matrix. ``--format``:
 is not a terminal) or ``csv``: every path in ChannelAttribution's format (``path``,
 ``total_conversions``, ``total_conversion_value``, ``total_null``), which
 ``attribid attribute --paths`` reads back. ``--lookback DAYS`` applies as in
-``attribid attribute``; warnings about the input go to stderr.
+``attribid attribute``; warnings about the input go to stderr. ``--engine duckdb`` (the
+default) aggregates by SQL where the files lie; ``--engine memory`` reads them first.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 from attribid.cli import OK, CommandError
-from attribid.cli.attribute import add_input_arguments, load_input
+from attribid.cli.attribute import add_input_arguments, load_input, open_tables
 from attribid.models.attribution.paths import FORMATS, path_report, render_paths
 
 
@@ -31,8 +32,15 @@ def run(args: argparse.Namespace) -> int:
     """Load, summarise, print; returns the exit code."""
     if args.top < 1:
         raise CommandError(f"--top must be >= 1, got {args.top}")
-    loaded = load_input(args)
-    report = path_report(loaded.journeys, loaded.weight, loaded.timed)
+    tables = open_tables(args) if args.engine == "duckdb" and args.paths is None else None
+    if tables is not None:
+        from attribid.models.batch.paths_sql import sql_path_report
+
+        report = sql_path_report(tables)
+        tables.close()
+    else:
+        loaded = load_input(args)
+        report = path_report(loaded.journeys, loaded.weight, loaded.timed)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     sys.stdout.write(render_paths(report, fmt, args.top))
     sys.stdout.flush()

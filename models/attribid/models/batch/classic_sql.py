@@ -157,7 +157,7 @@ def sql_totals(tables: JourneyTables, method: str, **options: Any) -> Totals:
 
     >>> from attribid.models.batch.engine import open_journeys
     >>> t = open_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
-    >>> sql_totals(t, "linear").conversions.sum()
+    >>> round(float(sql_totals(t, "linear").conversions.sum()), 9)
     2.0
     """
     if method not in METHODS:
