@@ -4,13 +4,17 @@
 journeys (``touchpoints.csv``, ``conversions.csv``: the format ``attribid attribute``
 and ``attribid train`` read), their true credit (``truth.csv``, ``truth_journeys.csv``)
 and ``world.json``; attribid.models.simulation.files describes each file.
+``--format parquet --parts N`` writes N Parquet parts of each instead
+(``touchpoints/part-00000.parquet`` ...), simulated and written one at a time, so a run
+of any size needs the memory of one part; ``attribid attribute --touchpoints
+'DIR/touchpoints/*.parquet'`` reads them all.
 """
 from __future__ import annotations
 
 import argparse
 
-from attribid.cli import OK, CommandError, progress
-from attribid.models.simulation.files import write_simulation
+from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
+from attribid.models.simulation.files import write_simulation, write_simulation_parts
 from attribid.models.simulation.simulate import WORLDS
 
 
@@ -20,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journeys", type=int, default=10_000, help="number of journeys")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    parser.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                        help="csv: one file each; parquet: --parts files each (needs pyarrow)")
+    parser.add_argument("--parts", type=int, default=None,
+                        help="Parquet parts, each simulated and written alone (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,14 +35,25 @@ def run(args: argparse.Namespace) -> int:
 
     >>> import tempfile
     >>> run(argparse.Namespace(world="recency", journeys=50, seed=1,
-    ...                        out=tempfile.mkdtemp()))  # doctest: +ELLIPSIS
+    ...                        out=tempfile.mkdtemp(), format="csv", parts=None))
+    ... # doctest: +ELLIPSIS
     wrote 50 journeys (... touchpoints, ... conversions) of world 'recency' to ...
     0
     """
     if args.journeys < 1:
         raise CommandError(f"--journeys: must be >= 1, got {args.journeys}")
-    summary = write_simulation(WORLDS[args.world], args.journeys, args.seed, args.out,
-                               log=progress)
+    if args.parts is not None and args.format != "parquet":
+        raise CommandError("--parts applies to --format parquet only")
+    if args.format == "parquet":
+        parts = 1 if args.parts is None else args.parts
+        if not 1 <= parts <= args.journeys:
+            raise CommandError(f"--parts: must be in [1, --journeys], got {parts}")
+        with errors_as(BAD_INPUT, ValueError):
+            summary = write_simulation_parts(WORLDS[args.world], args.journeys, args.seed,
+                                             args.out, parts, log=progress)
+    else:
+        summary = write_simulation(WORLDS[args.world], args.journeys, args.seed, args.out,
+                                   log=progress)
     print(f"wrote {summary['journeys']} journeys ({summary['touchpoints']} touchpoints, "
           f"{summary['conversions']} conversions) of world {args.world!r} to {args.out}")
     return OK

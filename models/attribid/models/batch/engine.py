@@ -269,7 +269,8 @@ class _Reader:
         if n != distinct:
             raise _NeedsScanner("a journey converts twice")
         if n == 0:
-            raise _NeedsScanner("no conversions")
+            # a warning, not an error: the scanner's message names the file
+            self.scanner("no conversions")
         self.cv_unit = _unit(self.con, "cv_raw", self.time_unit)
         if self.time_unit is None and self.cv_unit != "s":
             self.issues.append(self._unit_note(self.cv_path, "cv_raw"))
