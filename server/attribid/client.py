@@ -18,7 +18,7 @@ Retries: only what is safe. Score is retried on UNAVAILABLE (nothing was
 scored) and on a CANCELLED this client did not ask for (a gRPC server that
 shuts down cancels the calls it had received but not yet handed to the
 service: they never ran), within the same overall deadline; ReportOutcomes
-also on DEADLINE_EXCEEDED, since its batch id makes a repeat harmless.
+also on DEADLINE_EXCEEDED, since its batch id makes a repeat harmless (ReportConversions too).
 Nothing is retried on INVALID_ARGUMENT, RESOURCE_EXHAUSTED or other refusals.
 """
 from __future__ import annotations
@@ -115,6 +115,20 @@ def outcomes_request(campaign_id: str, batch_id: str,
         batch_id=batch_id, campaign_id=campaign_id,
         outcomes=[pb.ChannelOutcome(channel=ch, **{k: float(v) for k, v in row.items()})
                   for ch, row in outcomes.items()])
+
+
+def conversions_request(campaign_id: str, batch_id: str,
+                        conversions: Iterable[Mapping[str, Any]]) -> pb.ReportConversionsRequest:
+    """``conversions``: each {"conversion_id", "timestamp" (or "timestamp_ms"), "value",
+    "journey": [touchpoint dicts, see touchpoint()]}."""
+    out = []
+    for c in conversions:
+        ts = c["timestamp_ms"] if "timestamp_ms" in c else _epoch_ms(c["timestamp"])
+        out.append(pb.Conversion(conversion_id=str(c.get("conversion_id", "")),
+                                 timestamp_ms=int(ts), value=float(c.get("value", 0.0)),
+                                 journey=[touchpoint(t) for t in c["journey"]]))
+    return pb.ReportConversionsRequest(batch_id=batch_id, campaign_id=campaign_id,
+                                       conversions=out)
 
 
 def _pem(value: Pem | None) -> bytes | None:
@@ -218,6 +232,13 @@ class Client(_RetryPolicy):
         return self._call(self._stub.ReportOutcomes, outcomes_request(campaign_id, batch_id, outcomes),
                           timeout, _REPORT_RETRY)
 
+    def report_conversions(self, campaign_id: str, batch_id: str,
+                           conversions: Iterable[Mapping[str, Any]],
+                           timeout: float | None = None) -> pb.ReportConversionsResponse:
+        return self._call(self._stub.ReportConversions,
+                          conversions_request(campaign_id, batch_id, conversions), timeout,
+                          _REPORT_RETRY)
+
     def get_allocation(self, campaign_id: str = "", timeout: float | None = None) -> pb.Allocation:
         return self._call(self._stub.GetAllocation, pb.GetAllocationRequest(campaign_id=campaign_id),
                           timeout, _SCORE_RETRY)
@@ -298,6 +319,13 @@ class AsyncClient(_RetryPolicy):
                               timeout: float | None = None) -> pb.ReportOutcomesResponse:
         return await self._call(self._stub.ReportOutcomes,
                                 outcomes_request(campaign_id, batch_id, outcomes), timeout, _REPORT_RETRY)
+
+    async def report_conversions(self, campaign_id: str, batch_id: str,
+                                 conversions: Iterable[Mapping[str, Any]],
+                                 timeout: float | None = None) -> pb.ReportConversionsResponse:
+        return await self._call(self._stub.ReportConversions,
+                                conversions_request(campaign_id, batch_id, conversions), timeout,
+                                _REPORT_RETRY)
 
     async def get_allocation(self, campaign_id: str = "", timeout: float | None = None) -> pb.Allocation:
         return await self._call(self._stub.GetAllocation,

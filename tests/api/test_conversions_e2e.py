@@ -196,3 +196,25 @@ def test_bad_conversions_are_refused_naming_the_field(server) -> None:
         # nothing refused was counted: the batch id is still free
         reply = report(client, "bad", "b", [ok])
         assert not reply.duplicate and reply.accepted == 1
+
+
+def test_the_client_reports_conversions_from_plain_data(server) -> None:
+    import asyncio
+
+    from attribid.client import AsyncClient
+
+    now = time.time()
+    journey = [{"channel": "display", "timestamp": now - 7200, "interaction": "impression"},
+               {"channel": "search", "timestamp": now - 600, "interaction": "click"}]
+    with Client(server.address, timeout=10) as client:
+        configure(client, "plain", now, attribution="linear")
+        reply = client.report_conversions("plain", "p1", [
+            {"conversion_id": "o1", "timestamp": now - 60, "value": 40.0, "journey": journey}])
+    assert reply.accepted == 1 and dict(reply.credited_value) == {"display": 20.0, "search": 20.0}
+
+    async def again() -> pb.ReportConversionsResponse:
+        async with AsyncClient(server.address, timeout=10) as client:
+            return await client.report_conversions("plain", "p1", [
+                {"conversion_id": "o1", "timestamp": now - 60, "value": 40.0,
+                 "journey": journey}])
+    assert asyncio.run(again()).duplicate

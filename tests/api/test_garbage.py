@@ -264,6 +264,10 @@ def test_huge_ids_and_names_are_refused_never_resource_exhausted(server, kind):
         "ReportOutcomes": (pb.ReportOutcomesRequest(campaign_id=text, batch_id="b"),
                            pb.ReportOutcomesResponse),
         "ReportOutcomes.batch": (pb.ReportOutcomesRequest(batch_id=text), pb.ReportOutcomesResponse),
+        "ReportConversions": (pb.ReportConversionsRequest(campaign_id=text, batch_id="b"),
+                              pb.ReportConversionsResponse),
+        "ReportConversions.batch": (pb.ReportConversionsRequest(batch_id=text),
+                                    pb.ReportConversionsResponse),
         "ConfigureCampaign": (pb.ConfigureCampaignRequest(campaign_id=text, budget=10.0),
                               pb.Allocation),
         "ConfigureCampaign.channel": (pb.ConfigureCampaignRequest(

@@ -35,7 +35,7 @@ CHANNELS = ("search", "display", "social", "email", "affiliate", "direct", "offl
 SCALE = float(os.environ.get("PROPERTY_EXAMPLES_SCALE", "1"))
 EXAMPLES = {name: max(1, int(n * SCALE)) for name, n in {
     "Score": 250, "ScoreStream": 80, "ReportOutcomes": 250, "GetAllocation": 100,
-    "ConfigureCampaign": 300, "bytes": 300}.items()}
+    "ConfigureCampaign": 300, "ReportConversions": 150, "bytes": 300}.items()}
 COUNTS: Counter[tuple[str, str]] = Counter()
 SETTINGS = dict(deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -125,8 +125,16 @@ configure_requests = st.builds(
                                             max=MONEY, value_per_conversion=MONEY)
                                   for n in names)).map(list)),
         st.lists(constraints, max_size=8)),
-    bid_floor=mostly(st.floats(0.0, 1.0), DOUBLE), bid_cap=mostly(st.floats(0.0, 10.0), DOUBLE))
+    bid_floor=mostly(st.floats(0.0, 1.0), DOUBLE), bid_cap=mostly(st.floats(0.0, 10.0), DOUBLE),
+    attribution=mostly(st.sampled_from(["", "network", "last-click", "time-decay", "reported"]),
+                       SOME_TEXT))
 allocation_requests = st.builds(pb.GetAllocationRequest, campaign_id=CAMPAIGN)
+conversions = st.builds(pb.Conversion, conversion_id=ID, timestamp_ms=mostly(st.just(NOW_MS), INT64),
+                        value=ROW_MONEY, journey=journeys)
+conversion_requests = st.builds(
+    pb.ReportConversionsRequest, batch_id=ID, campaign_id=CAMPAIGN,
+    conversions=st.builds(lambda rows, copies: rows * copies, st.lists(conversions, max_size=6),
+                          mostly(st.just(1), st.sampled_from([40, 200]))))
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +203,13 @@ def test_configure_campaign_answers_a_documented_code(channel, request):
 def test_report_outcomes_answers_a_documented_code(channel, request):
     code, reply = unary(channel, "ReportOutcomes", request)
     check("ReportOutcomes", code, reply)
+
+
+@settings(max_examples=EXAMPLES["ReportConversions"], **SETTINGS)
+@given(request=conversion_requests)
+def test_report_conversions_answers_a_documented_code(channel, request):
+    code, reply = unary(channel, "ReportConversions", request)
+    check("ReportConversions", code, reply)
 
 
 @settings(max_examples=EXAMPLES["Score"], **SETTINGS)
