@@ -65,6 +65,9 @@ SET_WINDOW_DAYS = 7
 VALUE_SIGMA = 0.25
 #: every loop holds each channel between these shares of the daily budget
 MIN_SHARE, MAX_SHARE = 0.01, 0.6
+#: daily budget per shopper: reach scales with the shoppers and saturation with the budget,
+#: so a market's economics do not depend on its size
+BUDGET_PER_SHOPPER = 1.0 / 3.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,17 @@ MARKETS: dict[str, Market] = {m.name: m for m in (
            targeting=(0.5, 0.0, 0.0, 0.5, 2.5, 2.5),
            late=(True, False, False, False, True, True),
            synergy=(("social", "search", 0.004), ("email", "affiliate", 0.002))),
+    Market("mixed", "a milder case: direct harvests; search is partly targeted and partly "
+           "incremental; display and social feed search through synergies", ("direct",),
+           effect=(0.006, 0.009, 0.010, 0.008, 0.006, 0.001),
+           click_rate=(0.95, 0.15, 0.3, 0.45, 0.8, 1.0),
+           reach=(0.1, 0.35, 0.25, 0.2, 0.06, 0.06),
+           saturation=(0.2, 0.3, 0.25, 0.06, 0.1, 0.1),
+           targeting=(1.0, 0.0, 0.0, 1.0, 0.5, 2.5),
+           late=(True, False, False, False, False, True),
+           synergy=(("display", "search", 0.004), ("social", "search", 0.004),
+                    ("email", "direct", 0.002)),
+           half_life_hours=36.0, window_days=10),
     Market("last-touch", "no harvesting, sparse touches that decay within hours: most converting "
            "journeys hold one touch, and the last touch is the incremental one", (),
            effect=(0.25, 0.10, 0.16, 0.12, 0.20, 0.08),
@@ -446,8 +460,7 @@ def run_loop(market: Market, population: Population, draws: list[DayDraws], stra
 
 
 def run_seed(market: Market, seed: int, strategies: tuple[str, ...], *, shoppers: int = 3000,
-             days: int = 30, budget: float = 1000.0,
-             model_path: str | None = None) -> dict[str, LoopResult]:
+             days: int = 30, model_path: str | None = None) -> dict[str, LoopResult]:
     """Every strategy on one seed: the same shoppers and draws for all (common random numbers).
 
     >>> r = run_seed(MARKETS["brand-search"], 1, ("static", "last-click"), shoppers=200, days=3)
@@ -456,12 +469,12 @@ def run_seed(market: Market, seed: int, strategies: tuple[str, ...], *, shoppers
     """
     population = Population.draw(market, shoppers, seed)
     draws = [DayDraws.draw(seed, d, shoppers) for d in range(days)]
+    budget = shoppers * BUDGET_PER_SHOPPER
     return {s: run_loop(market, population, draws, s, budget, seed, model_path) for s in strategies}
 
 
 def warmup_journeys(market: Market, journeys: int, *, shoppers: int = 3000,
-                    budget: float = 1000.0, seed: int = 1_000_003,
-                    max_days: int = 365) -> Journeys:
+                    seed: int = 1_000_003, max_days: int = 365) -> Journeys:
     """At least ``journeys`` journeys (converters and sampled non-converters) of ``market``
     under the static split, on a seed no compared run uses: what a user has before training.
 
@@ -470,6 +483,7 @@ def warmup_journeys(market: Market, journeys: int, *, shoppers: int = 3000,
     (True, True)
     """
     population = Population.draw(market, shoppers, seed)
+    budget = shoppers * BUDGET_PER_SHOPPER
     sim = Shoppers(market, population, budget)
     parts: list[Journeys] = []
     total = 0
