@@ -218,3 +218,36 @@ def test_the_client_reports_conversions_from_plain_data(server) -> None:
                 {"conversion_id": "o1", "timestamp": now - 60, "value": 40.0,
                  "journey": journey}])
     assert asyncio.run(again()).duplicate
+
+
+def test_window_attributions_fit_on_the_campaigns_journeys_converting_and_not(server) -> None:
+    now = time.time()
+
+    def idle(*channels: str) -> pb.NonConvertingJourney:
+        return pb.NonConvertingJourney(journey=conversion("-", now - 60, channels).journey)
+
+    with Client(server.address) as client:
+        configure(client, "shap", now, attribution="shapley")
+        configure(client, "chain", now, attribution="markov")
+        # display alone never converts, search alone does: Shapley gives search the credit
+        # of journeys that touch both; the chain's removal effects favour search too.
+        for campaign in ("shap", "chain"):
+            warm = client._stub.ReportConversions(pb.ReportConversionsRequest(
+                batch_id="warm", campaign_id=campaign,
+                conversions=[conversion(f"s{k}", now - 60, ("search",)) for k in range(5)],
+                non_converting=[idle("display") for _ in range(20)]), timeout=30)
+            assert warm.accepted == 5 and dict(warm.credited_conversions) == {"search": 5.0}
+        both = report(client, "shap", "both", [conversion("b", now - 30, ("display", "search"))])
+        chain = report(client, "chain", "both", [conversion("b", now - 30, ("display", "search"))])
+        err = refused(client, pb.ReportConversionsRequest(
+            batch_id="x", campaign_id="shap", non_converting=[idle("tv")]))
+    assert both.attribution == "shapley" and chain.attribution == "markov"
+    shares = dict(both.credited_conversions)
+    assert shares["search"] > 0.9 and shares.get("display", 0.0) < 0.1
+    chained = dict(chain.credited_conversions)
+    assert math.isclose(sum(chained.values()), 1.0, rel_tol=1e-9)
+    assert chained["search"] > 3 * chained.get("display", 0.0)
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("non_converting[0].journey[0].channel")
+    window = server.server.core.books.of("default")._get("shap").window
+    assert len(window.converting) == 6 and len(window.idle) == 20

@@ -216,3 +216,26 @@ def test_credited_conversions_survive_a_restart_and_reach_every_replica(url):
     np.testing.assert_array_equal(again.books.of("default").observations("c1"), obs)
     assert again.conversions("default", "c1", "k1", at, value, credit)[0] is True
     again.close()
+
+
+def test_a_campaigns_journey_window_is_rebuilt_from_the_store(url):
+    import dataclasses
+
+    import numpy as np
+
+    one = replica(url)
+    one.configure("default", dataclasses.replace(spec(), attribution="shapley"))
+    paths = (np.array([0]), np.array([0, 1]))
+    idle = (np.array([1]),) * 4
+    credit = one.books.of("default").window_credit("c1", "shapley", paths, idle)
+    one.conversions("default", "c1", "w1", np.array([NOW - 60.0] * 2), np.ones(2), credit,
+                    paths, idle)
+    expected = one.books.of("default").window_credit("c1", "shapley", [np.array([0, 1])], [])
+    one.close()
+    again = replica(url)
+    window = again.books.of("default")._get("c1").window
+    assert [p.tolist() for p in window.converting] == [[0], [0, 1]] and len(window.idle) == 4
+    np.testing.assert_array_equal(
+        again.books.of("default").window_credit("c1", "shapley", [np.array([0, 1])], []),
+        expected)
+    again.close()

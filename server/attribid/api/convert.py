@@ -173,6 +173,11 @@ def conversions_input(req: pb.ReportConversionsRequest) -> list[RawConversion]:
     return out
 
 
+def idle_input(req: pb.ReportConversionsRequest) -> list[RawJourney]:
+    """The request's journeys that ended without converting (validated at the server's clock)."""
+    return [_touches(j.journey, campaign_id=req.campaign_id) for j in req.non_converting]
+
+
 def conversions_response(duplicate: bool, accepted: int, version: int, attribution: str,
                          credited: Credited | None,
                          channels: tuple[str, ...]) -> pb.ReportConversionsResponse:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, NoReturn, Protocol, TypeVar
 
@@ -346,14 +347,18 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         def write(core: Core) -> pb.ReportConversionsResponse:
             # Checked before a conversion is converted or credited: batch id, count, and
             # that the campaign takes credited conversions (its attribution says by what).
-            method = core.state.check_conversions(tenant, request.campaign_id, request.batch_id,
-                                                  len(request.conversions))
+            method = core.state.check_conversions(
+                tenant, request.campaign_id, request.batch_id,
+                len(request.conversions) + len(request.non_converting))
+            # markov and shapley are fitted on the campaign's window of recent journeys
+            window = functools.partial(core.books.of(tenant).window_credit, request.campaign_id)
             credited = credit_conversions(method, core.service.scorer, core.service.validator,
                                           convert.conversions_input(request), time.time(),
-                                          self._max_id_bytes)
+                                          self._max_id_bytes, convert.idle_input(request),
+                                          window)
             duplicate, accepted, version = core.state.conversions(
                 tenant, request.campaign_id, request.batch_id, credited.at, credited.value,
-                credited.credit)
+                credited.credit, credited.paths, credited.idle)
             return convert.conversions_response(duplicate, accepted, version, method, credited,
                                                 core.channels)
 

@@ -45,7 +45,8 @@ def book_limits(settings: Settings) -> "BookLimits":
                       max_batch_ids=settings.max_batch_ids,
                       batch_id_retention_s=settings.batch_id_retention_s,
                       max_report_rows=settings.max_report_rows,
-                      max_report_conversions=settings.max_report_conversions)
+                      max_report_conversions=settings.max_report_conversions,
+                      attribution_window=settings.attribution_window)
 
 
 class _Events:

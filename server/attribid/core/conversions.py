@@ -4,15 +4,18 @@ Each conversion's journey is validated as a Score request's is (the same validat
 conversion's time as the reference time, so a touch after the conversion is refused) and
 credited by the campaign's attribution: the served network (the same featurizer and model
 as Score, batched, with buffers of its own so it never shares the inference thread's), or
-a rule over the journey (``attribid.kernels.classic.rule_credit``). The result is a row of
-shares per conversion over the model's channels, summing to 1 over the channels the
-journey touched.
+a rule over the journey (``attribid.kernels.classic.rule_credit``), or a model fitted on
+the campaign's window of recent journeys, converting and not (``markov``, ``shapley``:
+``attribid.models.campaign.window``; the batch's non-converting journeys are validated at
+the server's clock and join the window). The result is a row of shares per conversion over
+the model's channels; a journey's shares sum to 1 (over the channels it touched, except
+``markov``, whose removal effects split every conversion over all channels alike).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +40,10 @@ class RawConversion:
     journey: RawJourney
 
 
+#: a campaign's window credit: (method, converting paths, non-converting paths) -> shares
+WindowCredit = Callable[[str, Sequence[np.ndarray], Sequence[np.ndarray]], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Credited:
     """A batch of conversions, validated and credited."""
@@ -46,6 +53,9 @@ class Credited:
     value: np.ndarray
     #: float64 [n, channels]: each conversion's shares over the model's channels
     credit: np.ndarray
+    #: for a window attribution: the channel paths that join the campaign's window
+    paths: tuple[np.ndarray, ...] = ()
+    idle: tuple[np.ndarray, ...] = ()
 
     def per_channel(self, channels: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
         """This batch's credited conversions and value per channel (channels with credit)."""
@@ -110,11 +120,36 @@ def rule_based_credit(rule: str, journeys: Sequence[Journey], n_channels: int) -
                        rule)
 
 
+def validate_idle(validator: RequestValidator, raws: Sequence[RawJourney],
+                  now: float) -> list[Journey]:
+    """Journeys that ended without converting, at the server's clock; InvalidArgument
+    naming ``non_converting[i].journey...`` for the first bad one."""
+    out = []
+    for i, raw in enumerate(raws):
+        try:
+            out.append(validator.validate(raw, now))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"non_converting[{i}].{exc.field}", exc.message) from None
+    return out
+
+
 def credit_conversions(method: str, scorer: Scorer, validator: RequestValidator,
                        raws: Sequence[RawConversion], now: float,
-                       max_id_bytes: int = MAX_ID_BYTES) -> Credited:
-    """Validate ``raws`` and credit them by ``method`` (a campaign's attribution)."""
+                       max_id_bytes: int = MAX_ID_BYTES,
+                       idle: Sequence[RawJourney] = (),
+                       window: WindowCredit | None = None) -> Credited:
+    """Validate ``raws`` (and, for a window attribution, ``idle``) and credit them by
+    ``method`` (a campaign's attribution); ``window`` credits the window attributions."""
     journeys, at, value = validate_conversions(validator, raws, now, max_id_bytes)
+    if method in cm.WINDOW_ATTRIBUTIONS:
+        if window is None:
+            raise ValueError(f"attribution {method!r} needs the campaign's window")
+        paths = tuple(j.channel.astype(np.int64) for j in journeys)
+        idle_paths = tuple(j.channel.astype(np.int64)
+                           for j in validate_idle(validator, idle, now))
+        credit = (window(method, paths, idle_paths) if paths
+                  else np.zeros((0, scorer.n_channels)))
+        return Credited(at, value, credit, paths, idle_paths)
     if not journeys:
         credit = np.zeros((0, scorer.n_channels))
     elif method == cm.NETWORK:

@@ -103,6 +103,9 @@ class Settings:
     max_report_rows: int = 5000
     #: conversions in one ReportConversions; more gets INVALID_ARGUMENT naming conversions
     max_report_conversions: int = 5000
+    #: journeys of each kind (converting, not converting) a campaign keeps for the markov
+    #: and shapley attributions: their fit's population, newest first
+    attribution_window: int = 20000
     #: refused calls logged per second and method; the rest are counted in
     #: attribid_refusals_total and summarised in one "refusals suppressed" line a second
     refusal_log_per_s: int = 20
@@ -117,7 +120,8 @@ class Settings:
             raise ValueError(f"address: expected host:port, got {self.address!r}")
         positive = ("intra_op_threads", "max_touchpoints", "max_journey", "max_message_bytes",
                     "max_batch", "max_queue", "workers", "max_campaigns", "max_id_bytes",
-                    "max_batch_ids", "max_report_rows", "max_report_conversions")
+                    "max_batch_ids", "max_report_rows", "max_report_conversions",
+                    "attribution_window")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")

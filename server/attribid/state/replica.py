@@ -213,10 +213,13 @@ class CampaignState:
             return book.check_conversions(campaign_id, batch_id, count)
 
     def conversions(self, tenant: str, campaign_id: str, batch_id: str, at: np.ndarray,
-                    value: np.ndarray, credit: np.ndarray) -> tuple[bool, int, int]:
-        """Add credited conversions, through the store; (duplicate, accepted, version)."""
+                    value: np.ndarray, credit: np.ndarray, paths: Sequence[np.ndarray] = (),
+                    idle: Sequence[np.ndarray] = ()) -> tuple[bool, int, int]:
+        """Add credited conversions (and, for the window attributions, the journeys that
+        join the campaign's window), through the store; (duplicate, accepted, version)."""
         book = self._book(tenant)
-        prepared = book.prepare_conversions(campaign_id, batch_id, at, value, credit)
+        prepared = book.prepare_conversions(campaign_id, batch_id, at, value, credit, paths,
+                                            idle)
         _, duplicate = self._append(CONVERSIONS, tenant, campaign_id,
                                     _conversions_payload(book, prepared), batch_id)
         version = book.allocation(campaign_id).version
@@ -337,9 +340,15 @@ def _prepared(book: CampaignBook, campaign_id: str, body: dict[str, Any]) -> Pre
 def _conversions_payload(book: CampaignBook, prepared: PreparedConversions) -> bytes:
     # Only the channels that got credit: a conversion's row is mostly zeros.
     used = np.flatnonzero(prepared.credit.any(axis=0))
-    return orjson.dumps({"at": prepared.at.tolist(), "value": prepared.value.tolist(),
-                         "channels": [book.channels[int(c)] for c in used],
-                         "credit": prepared.credit[:, used].tolist()})
+    body: dict[str, Any] = {"at": prepared.at.tolist(), "value": prepared.value.tolist(),
+                            "channels": [book.channels[int(c)] for c in used],
+                            "credit": prepared.credit[:, used].tolist()}
+    if prepared.paths or prepared.idle:
+        # Paths as codes of the book's channels, named once: the window a restart rebuilds.
+        body.update(path_channels=list(book.channels),
+                    paths=[p.tolist() for p in prepared.paths],
+                    idle=[p.tolist() for p in prepared.idle])
+    return orjson.dumps(body)
 
 
 def _conversions(book: CampaignBook, campaign_id: str, body: dict[str, Any]) -> PreparedConversions:
@@ -354,7 +363,15 @@ def _conversions(book: CampaignBook, campaign_id: str, body: dict[str, Any]) -> 
         credit[:, index[name]] = stored[:, j]
     if not (np.isfinite(at).all() and np.isfinite(value).all() and np.isfinite(credit).all()):
         raise InvalidArgument("conversions", "stored conversions are not finite")
-    return PreparedConversions(campaign_id, at, value, credit)
+    paths: tuple[np.ndarray, ...] = ()
+    idle: tuple[np.ndarray, ...] = ()
+    if "paths" in body:
+        if list(body["path_channels"]) != list(book.channels):
+            raise InvalidArgument("conversions", "stored journeys are over other channels "
+                                  "than this model's")
+        paths = tuple(np.asarray(p, dtype=np.int64) for p in body["paths"])
+        idle = tuple(np.asarray(p, dtype=np.int64) for p in body["idle"])
+    return PreparedConversions(campaign_id, at, value, credit, paths, idle)
 
 
 _SCALARS = ("revenue", "acquisitions", "exposure", "cpa", "objective", "solved_at")

@@ -161,15 +161,23 @@ class Conversion(_message.Message):
     journey: _containers.RepeatedCompositeFieldContainer[Touchpoint]
     def __init__(self, conversion_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., value: _Optional[float] = ..., journey: _Optional[_Iterable[_Union[Touchpoint, _Mapping]]] = ...) -> None: ...
 
+class NonConvertingJourney(_message.Message):
+    __slots__ = ("journey",)
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    journey: _containers.RepeatedCompositeFieldContainer[Touchpoint]
+    def __init__(self, journey: _Optional[_Iterable[_Union[Touchpoint, _Mapping]]] = ...) -> None: ...
+
 class ReportConversionsRequest(_message.Message):
-    __slots__ = ("batch_id", "campaign_id", "conversions")
+    __slots__ = ("batch_id", "campaign_id", "conversions", "non_converting")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NON_CONVERTING_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     campaign_id: str
     conversions: _containers.RepeatedCompositeFieldContainer[Conversion]
-    def __init__(self, batch_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ...) -> None: ...
+    non_converting: _containers.RepeatedCompositeFieldContainer[NonConvertingJourney]
+    def __init__(self, batch_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ..., non_converting: _Optional[_Iterable[_Union[NonConvertingJourney, _Mapping]]] = ...) -> None: ...
 
 class ReportConversionsResponse(_message.Message):
     __slots__ = ("duplicate", "accepted", "credited_conversions", "credited_value", "allocation_version", "attribution")

@@ -32,6 +32,7 @@ import numpy as np
 from attribid.models.errors import (MAX_ECHO, MAX_ID_BYTES, FailedPrecondition, InvalidArgument,
                                     NotFound, ResourceExhausted, check_id, quote)
 from attribid.models.campaign import model as cm
+from attribid.models.campaign.window import WINDOW_JOURNEYS, JourneyWindow
 from attribid.kernels.allocation import Infeasible
 from attribid.kernels.bidding import bids_kernel, pacing_multiplier
 
@@ -74,10 +75,12 @@ class BookLimits:
     max_report_rows: int = MAX_REPORT_ROWS
     #: conversions in one report of conversions (INVALID_ARGUMENT naming conversions)
     max_report_conversions: int = MAX_REPORT_ROWS
+    #: journeys of each kind (converting, not) a campaign keeps for markov and shapley
+    attribution_window: int = WINDOW_JOURNEYS
 
     def __post_init__(self) -> None:
         for name in ("max_campaigns", "max_id_bytes", "max_batch_ids", "max_report_rows",
-                     "max_report_conversions"):
+                     "max_report_conversions", "attribution_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.batch_id_retention_s >= 0:
@@ -161,6 +164,8 @@ class _Campaign:
     #: outcomes applied (0 for a book without a store)
     spec_seq: int = 0
     evidence_seq: int = 0
+    #: recent journeys for the window attributions (markov, shapley); None until one comes
+    window: JourneyWindow | None = None
 
 
 #: what a book hands its store to publish: (campaign id, solution, spec_seq, evidence_seq)
@@ -191,6 +196,10 @@ class PreparedConversions:
     value: np.ndarray
     #: float64 [n, book channels]: each conversion's credit, a row of shares summing to 1
     credit: np.ndarray
+    #: for the window attributions: the converting journeys' and the non-converting
+    #: journeys' channel paths (int arrays of book channel codes), for the campaign's window
+    paths: tuple[np.ndarray, ...] = ()
+    idle: tuple[np.ndarray, ...] = ()
 
 
 def _solved(model: cm.CampaignModel, rng: np.random.Generator | None, now: float,
@@ -294,6 +303,7 @@ class CampaignBook:
                 camp.version, camp.spent, camp.pending = old.version, old.spent, old.pending
                 camp.delivery, camp.reported_to = old.delivery, old.reported_to
                 camp.evidence_seq = old.evidence_seq
+                camp.window = old.window
             self._install(camp, result, version)
             self._campaigns[spec.campaign_id] = camp
         assert camp.snapshot is not None
@@ -387,7 +397,9 @@ class CampaignBook:
         return method
 
     def prepare_conversions(self, campaign_id: str, batch_id: str, at: np.ndarray,
-                            value: np.ndarray, credit: np.ndarray) -> PreparedConversions:
+                            value: np.ndarray, credit: np.ndarray,
+                            paths: Sequence[np.ndarray] = (),
+                            idle: Sequence[np.ndarray] = ()) -> PreparedConversions:
         """Credited conversions checked as ``report_conversions`` checks them (all but the
         batch id's novelty); nothing changes."""
         self.check_conversions(campaign_id, batch_id, int(np.shape(at)[0]))
@@ -409,23 +421,47 @@ class CampaignBook:
             raise InvalidArgument("conversions", "credit must be >= 0")
         camp.model.check_credit_totals(float(credit[:, camp.model.members].sum()),
                                        float((credit[:, camp.model.members].T @ value).sum()))
-        return PreparedConversions(campaign_id, at, value, credit)
+        for name, group in (("paths", paths), ("idle", idle)):
+            for p in group:
+                if p.size and (p.min() < 0 or p.max() >= len(self.channels)):
+                    raise ValueError(f"{name}: channel codes outside the book's channels")
+        return PreparedConversions(campaign_id, at, value, credit, tuple(paths), tuple(idle))
 
     def apply_conversions(self, prepared: PreparedConversions, evidence_seq: int = 0) -> int:
         """Record prepared conversions (no idempotency check: the store made it); the
         campaign's allocation version. Each counts as new evidence for the next re-solve."""
         with self._lock:
             camp = self._get(prepared.campaign_id)
-            camp.model.add_credit(prepared.at, prepared.credit, prepared.value)
-            camp.pending += int(prepared.at.shape[0])
+            self._record_conversions(camp, prepared)
             camp.evidence_seq = max(camp.evidence_seq, evidence_seq)
             return camp.version
 
+    def _record_conversions(self, camp: _Campaign, prepared: PreparedConversions) -> None:
+        camp.model.add_credit(prepared.at, prepared.credit, prepared.value)
+        camp.pending += int(prepared.at.shape[0])
+        if prepared.paths or prepared.idle:
+            if camp.window is None:
+                camp.window = JourneyWindow(self.limits.attribution_window)
+            camp.window.add(prepared.paths, prepared.idle)
+
+    def window_credit(self, campaign_id: str, method: str, paths: Sequence[np.ndarray],
+                      idle: Sequence[np.ndarray]) -> np.ndarray:
+        """Shares [len(paths), C] of converting ``paths`` under a window attribution,
+        fitted on the campaign's window of journeys with this batch's added."""
+        with self._lock:
+            camp = self._get(campaign_id)
+            window = (camp.window.copy() if camp.window is not None
+                      else JourneyWindow(self.limits.attribution_window))
+        return window.credit(method, paths, idle, self.channels)
+
     def report_conversions(self, campaign_id: str, batch_id: str, at: np.ndarray,
-                           value: np.ndarray, credit: np.ndarray) -> tuple[bool, int, int]:
+                           value: np.ndarray, credit: np.ndarray,
+                           paths: Sequence[np.ndarray] = (),
+                           idle: Sequence[np.ndarray] = ()) -> tuple[bool, int, int]:
         """Add credited conversions, idempotent by batch id as ``report``;
         (duplicate, accepted conversions, allocation version)."""
-        prepared = self.prepare_conversions(campaign_id, batch_id, at, value, credit)
+        prepared = self.prepare_conversions(campaign_id, batch_id, at, value, credit, paths,
+                                            idle)
         key = (campaign_id, batch_id)
         with self._lock:
             now = self._clock()
@@ -433,8 +469,7 @@ class CampaignBook:
             camp = self._get(campaign_id)
             if key in self._seen:
                 return True, 0, camp.version
-            camp.model.add_credit(prepared.at, prepared.credit, prepared.value)
-            camp.pending += int(prepared.at.shape[0])
+            self._record_conversions(camp, prepared)
             self._seen[key] = now
             if len(self._seen) > self.limits.max_batch_ids:
                 self._seen.popitem(last=False)

@@ -59,7 +59,9 @@ OUTCOME_FIELDS = ("spend", "conversions", "revenue", "impressions")
 NETWORK = "network"
 REPORTED = "reported"
 RULE_ATTRIBUTIONS = ("last-click", "first-click", "linear", "time-decay", "position-based")
-ATTRIBUTIONS = (NETWORK, *RULE_ATTRIBUTIONS, REPORTED)
+#: fitted on a window of the campaign's journeys, converting and not (campaign.window)
+WINDOW_ATTRIBUTIONS = ("markov", "shapley")
+ATTRIBUTIONS = (NETWORK, *RULE_ATTRIBUTIONS, *WINDOW_ATTRIBUTIONS, REPORTED)
 
 
 def _bounded(field: str, v: float, top: float = MAX_AMOUNT,
