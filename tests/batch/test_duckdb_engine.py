@@ -208,3 +208,33 @@ def test_a_bad_file_exits_2_under_either_engine(tmp_path: Path,
                               str(cv), "--method", "linear", "--engine", engine)
         assert code == 2 and out == ""
         assert f"{tp}, line 2, column 'cost'" in err
+
+
+def test_the_network_stream_is_bounded_by_its_batch(files: tuple[Path, Path]) -> None:
+    from attribid.models.attribution.channels import method_totals
+    from attribid.models.batch.network_stream import StreamStats, network_totals, stream_journeys
+
+    tp, cv = files
+    tables = open_journeys(tp, cv)
+    loaded = read_journeys(tp, cv).journeys
+    converted = loaded.subset(np.flatnonzero(loaded.converted))
+    max_len, batch_rows = 4, 50
+    chunks = list(stream_journeys(tables, max_len, batch_rows))
+    # every chunk within one batch plus one carried journey, the journeys whole and once each
+    assert max(c.n_touchpoints for c in chunks) <= batch_rows + max_len
+    truncated = np.minimum(converted.lengths(), max_len)
+    assert sum(c.n_touchpoints for c in chunks) == int(truncated.sum())
+    assert len(chunks) >= int(truncated.sum()) // (batch_rows + max_len)
+    ids = np.concatenate([c.ids for c in chunks])
+    assert sorted(ids.tolist()) == sorted(converted.ids.tolist())
+    lengths = dict(zip(converted.ids.tolist(), truncated.tolist()))
+    for chunk in chunks:
+        assert dict(zip(chunk.ids.tolist(), chunk.lengths().tolist())).items() <= lengths.items()
+    # the streamed credit is the memory engine's, whatever the batch
+    want = method_totals(loaded, "network")(None)
+    stats: list[StreamStats] = []
+    got = network_totals(tables, batch_rows=300, stats=stats)
+    np.testing.assert_allclose(got.conversions, want.conversions, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got.revenue, want.revenue, rtol=1e-5, atol=1e-3)
+    assert stats[0].journeys == converted.n_journeys and stats[0].batches > 1
+    assert stats[0].largest_chunk <= 300 + 64

@@ -17,8 +17,9 @@ rows) and progress go to stderr; ``--strict`` makes a warning exit 2.
 E-differential privacy instead; the report states E and the noise.
 ``--engine duckdb`` (the default) credits the classic methods by SQL over the files where
 they lie (CSV, Parquet, globs of parts, a DuckDB file), holding no touchpoint in Python;
-``--engine memory`` reads every journey into memory first. Bootstrap intervals,
-``--epsilon``, ``--paths`` and the network need each journey's credit: they read in memory.
+``--engine memory`` reads every journey into memory first. The network streams its
+journeys from DuckDB in bounded batches. Bootstrap intervals, ``--epsilon`` and ``--paths``
+need each journey's credit: they read in memory.
 """
 from __future__ import annotations
 
@@ -249,17 +250,23 @@ def _network_fits(model: str | None, channels: tuple[str, ...]) -> str | None:
     return f"channels {unknown} unknown to the model" if unknown else None
 
 
+def _network_in_all(args: argparse.Namespace, methods: list[str],
+                    channels: tuple[str, ...]) -> None:
+    """Leave the network out of ``--method all`` when it cannot credit these channels."""
+    if args.method.strip() == "all" and "network" in methods:
+        with errors_as(BAD_INPUT, ValueError, OSError):
+            why = _network_fits(args.model, channels)
+        if why:
+            progress(f"attribid: note: network left out of 'all': {why}")
+            methods.remove("network")
+
+
 def _memory_report(args: argparse.Namespace, methods: list[str],
                    chosen: dict[str, dict[str, float | int]], privacy: PrivacySpec | None,
                    inputs: dict[str, str]) -> Report:
     """The report of journeys read into memory (every method, bootstrap, privacy)."""
     loaded = load_input(args)
-    if args.method.strip() == "all" and "network" in methods:
-        with errors_as(BAD_INPUT, ValueError, OSError):
-            why = _network_fits(args.model, loaded.journeys.channels)
-        if why:
-            progress(f"attribid: note: network left out of 'all': {why}")
-            methods.remove("network")
+    _network_in_all(args, methods, loaded.journeys.channels)
     # the network refuses a model file it cannot use, or journeys with channels it does not know
     with errors_as(BAD_INPUT, ValueError, OSError):
         return build_report(loaded, methods, chosen, args.model, args.bootstrap, args.seed,
@@ -282,15 +289,17 @@ def run(args: argparse.Namespace) -> int:
                                "states its noise instead")
     inputs = ({"paths": args.paths} if args.paths else
               {"touchpoints": args.touchpoints, "conversions": args.conversions})
-    # what needs each journey's credit (resamples, noise per journey, the network) reads in memory
+    # what needs each journey's credit (resamples, noise per journey) reads in memory
     by_sql = (args.engine == "duckdb" and args.paths is None and not args.bootstrap
-              and privacy is None and "network" not in methods)
+              and privacy is None)
     tables = open_tables(args) if by_sql else None
     if tables is not None:
         from attribid.models.batch.report import sql_report
 
-        with errors_as(BAD_INPUT, ValueError):
-            report = sql_report(tables, methods, chosen, args.lookback, inputs)
+        _network_in_all(args, methods, tables.channels)
+        # the network refuses a model file it cannot use, or channels it does not know
+        with errors_as(BAD_INPUT, ValueError, OSError):
+            report = sql_report(tables, methods, chosen, args.lookback, inputs, args.model)
         tables.close()
     else:
         report = _memory_report(args, methods, chosen, privacy, inputs)

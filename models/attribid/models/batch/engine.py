@@ -169,7 +169,7 @@ def _unit(con: duckdb.DuckDBPyConnection, table: str, unit: str | None) -> str:
     big, small, huge = con.execute(
         f"SELECT count(*) FILTER (abs(ts_num) >= {MILLISECONDS_FROM}), "
         f"count(*) FILTER (abs(ts_num) < {MILLISECONDS_FROM}), "
-        f"count(*) FILTER (abs(ts_num) >= {MILLISECONDS_UNTIL}) FROM {table}").fetchone() or (0, 0, 0)
+        f"count(*) FILTER (abs(ts_num) >= {MILLISECONDS_UNTIL}) FROM {table}").fetchall()[0]
     if unit is not None:
         return unit
     if big and (small or huge):
@@ -184,7 +184,7 @@ def _seconds(unit: str) -> str:
 def _check(con: duckdb.DuckDBPyConnection, table: str, tests: dict[str, str]) -> None:
     """Refer the input to the scanner when any row fails one of ``tests`` (SQL predicates)."""
     counts = ", ".join(f"count(*) FILTER ({sql})" for sql in tests.values())
-    row = con.execute(f"SELECT {counts} FROM {table}").fetchone() or ()
+    row = con.execute(f"SELECT {counts} FROM {table}").fetchall()[0]
     bad = [what for what, n in zip(tests, row) if n]
     if bad:
         raise _NeedsScanner(f"{table}: {', '.join(bad)}")
@@ -250,7 +250,7 @@ class _Reader:
             "bad interaction": "interaction IS NULL OR interaction NOT IN "
                                f"({', '.join(_quoted(k) for k in INTERACTIONS)})",
             "bad cost": "cost IS NULL OR NOT isfinite(cost) OR cost < 0"})
-        if not self.con.execute("SELECT count(*) FROM tp_raw").fetchone()[0]:  # type: ignore[index]
+        if not self.con.execute("SELECT count(*) FROM tp_raw").fetchall()[0][0]:
             raise _NeedsScanner("no rows after the header")
         self.tp_unit = _unit(self.con, "tp_raw", self.time_unit)
         if self.time_unit is None and self.tp_unit != "s":
@@ -265,7 +265,7 @@ class _Reader:
             "bad timestamp": "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, ts_iso))",
             "bad value": "value IS NULL OR NOT isfinite(value) OR value < 0"})
         n, distinct = self.con.execute(
-            "SELECT count(*), count(DISTINCT journey) FROM cv_raw").fetchone()  # type: ignore[misc]
+            "SELECT count(*), count(DISTINCT journey) FROM cv_raw").fetchall()[0]
         if n != distinct:
             raise _NeedsScanner("a journey converts twice")
         if n == 0:
@@ -278,7 +278,7 @@ class _Reader:
                          f"{_seconds(self.cv_unit)} AS conv_ts, value FROM cv_raw")
 
     def _unit_note(self, path: str, table: str) -> DataIssue:
-        rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+        rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         return DataIssue("time-unit", int(rows), f"{path}: epoch timestamps read as milliseconds "
                          "(1e11 or more); --time-unit s|ms says otherwise", False)
 
@@ -315,7 +315,7 @@ class _Reader:
                   LEFT JOIN category_codes k ON t.product_category = k.name)
             GROUP BY ALL""")
         self.con.execute("DROP TABLE tp_raw")
-        return int(self.con.execute("SELECT coalesce(sum(copies - 1), 0) FROM rows").fetchone()[0])  # type: ignore[index]
+        return int(self.con.execute("SELECT coalesce(sum(copies - 1), 0) FROM rows").fetchall()[0][0])
 
     def counted_touches(self) -> None:
         """Table ``touches``: rows at or before the conversion and inside the window."""
@@ -341,25 +341,25 @@ class _Reader:
             SELECT (SELECT count(*) FROM cv ANTI JOIN (SELECT DISTINCT journey FROM rows) r
                     USING (journey)),
                    (SELECT count(*) FROM cv JOIN (SELECT journey, min(ts) AS first FROM rows
-                    GROUP BY journey) r USING (journey) WHERE r.first > cv.conv_ts)""").fetchone()  # type: ignore[misc]
+                    GROUP BY journey) r USING (journey) WHERE r.first > cv.conv_ts)""").fetchall()[0]
         outside = 0
         if self.lookback is not None:
             outside = self.con.execute("""
                 SELECT count(*) FROM (SELECT DISTINCT journey FROM kept WHERE conv_ts IS NOT NULL)
-                ANTI JOIN (SELECT DISTINCT journey FROM touches) USING (journey)""").fetchone()[0]  # type: ignore[index]
+                ANTI JOIN (SELECT DISTINCT journey FROM touches) USING (journey)""").fetchall()[0][0]
         if repeats or orphans or before_none or outside:
             self.scanner("warnings")
 
     def notes(self) -> None:
         late = self.con.execute("SELECT count(*) FROM rows JOIN cv USING (journey) "
-                                "WHERE rows.ts > cv.conv_ts").fetchone()[0]  # type: ignore[index]
+                                "WHERE rows.ts > cv.conv_ts").fetchall()[0][0]
         if late:
             self.issues.append(DataIssue(
                 "after-conversion", int(late), f"{_count(int(late), 'touchpoint')} after the "
                 f"journey's conversion {'does' if late == 1 else 'do'} not count for it", False))
         if self.lookback is not None:
             older = self.con.execute("SELECT (SELECT count(*) FROM kept) - "
-                                     "(SELECT count(*) FROM touches)").fetchone()[0]  # type: ignore[index]
+                                     "(SELECT count(*) FROM touches)").fetchall()[0][0]
             if older:
                 self.issues.append(DataIssue(
                     "before-lookback", int(older), f"{_count(int(older), 'touchpoint')} older "
@@ -436,6 +436,6 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
         spend[int(code)] = float(cost)
     n, conv, revenue = con.execute(
         "SELECT count(*), count(*) FILTER (converted), "
-        "coalesce(sum(value) FILTER (converted), 0) FROM journeys").fetchone()  # type: ignore[misc]
+        "coalesce(sum(value) FILTER (converted), 0) FROM journeys").fetchall()[0]
     issues = reader.scanned if reader.scanned is not None else tuple(reader.issues)
     return JourneyTables(con, channels, spend, tuple(issues), int(n), int(conv), float(revenue))
