@@ -432,7 +432,8 @@ def run_loop(market: Market, population: Population, draws: list[DayDraws], stra
         clock = [START]
         book = CampaignBook(CHANNELS, clock=lambda: clock[0], seed=seed, half_life_s=7 * DAY)
         book.configure(_spec(budget, days, float(population.price.mean())))
-    out = {k: np.zeros((days, c)) for k in ("spend", "touches", "credited", "true_credit")}
+    out: dict[str, np.ndarray] = {
+        k: np.zeros((days, c)) for k in ("spend", "touches", "credited", "true_credit")}
     out.update({k: np.zeros(days) for k in ("revenue", "expected_revenue", "conversions")})
     window: list[DayOutcome] = []
     for d in range(days):
