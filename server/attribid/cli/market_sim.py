@@ -85,7 +85,9 @@ def _names(flag: str, given: str | None, known: tuple[str, ...]) -> list[str]:
 def run_journeys(args: argparse.Namespace) -> int:
     """The journey-level market: check the flags, run, write the report."""
     # imported here: the journey market pulls in the attribution and network code
-    from attribid.models.simulation.journey_market import ATTRIBUTION_METHODS, MARKETS as JOURNEY_MARKETS
+    from attribid.models.simulation.journey_market import (
+        ATTRIBUTION_METHODS, MARKETS as JOURNEY_MARKETS,
+    )
     from attribid.models.simulation.journey_market_report import Sizes, write_journey_report
 
     names = _names("--markets", args.markets, tuple(JOURNEY_MARKETS))

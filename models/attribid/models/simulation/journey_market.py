@@ -310,7 +310,8 @@ class Shoppers:
             channel=self.channel[rows], timestamp=self.time[rows],
             interaction=self.interaction[rows], cost=self.cost[rows],
             device=np.ones(rows.shape[0], np.int8), category=self.population.category[who],
-            converted=np.full(k, converted), conversion_time=np.full(k, decide if converted else np.nan),
+            converted=np.full(k, converted),
+            conversion_time=np.full(k, decide if converted else np.nan),
             value=np.round(value[who], 2) if value is not None else np.zeros(k), channels=CHANNELS)
 
 
@@ -341,7 +342,9 @@ def true_curves(market: Market, population: Population, budget: float) -> np.nda
     params = np.zeros((len(CHANNELS), 3))
     for c in range(len(CHANNELS)):
         kappa = m.targeting[c]
-        reached = float(np.sum(base ** (kappa + 1)) / np.sum(base ** kappa)) if kappa else float(base.mean())
+        # the mean organic rate of whom the channel reaches, weighted as it picks them
+        reached = (float(np.sum(base ** (kappa + 1)) / np.sum(base ** kappa)) if kappa
+                   else float(base.mean()))
         lo, hi = LATE_HOURS if m.late[c] else EARLY_HOURS
         age0 = DECIDE_HOUR - (lo + hi) / 2
         days = np.arange(m.window_days)

@@ -146,7 +146,8 @@ def market_section(summary: MarketSummary) -> list[str]:
     has_last = "last-click" in summary.roi
     for s in summary.strategies:
         roi = summary.roi[s]
-        lift_last = ci(roi / summary.roi["last-click"] - 1, 100, 1) if has_last and s != "last-click" else "-"
+        lift_last = (ci(roi / summary.roi["last-click"] - 1, 100, 1)
+                     if has_last and s != "last-click" else "-")
         paper = f"+{PAPER_TABLE8[s]}" if s in PAPER_TABLE8 else "-"
         acc = ci(summary.accuracy[s], digits=3) if s in summary.accuracy else "-"
         lines.append(f"| {s} | {ci(roi)} | {ci(summary.oracle_share(s), 100, 1)} | "
@@ -210,10 +211,11 @@ def intro(sizes: Sizes) -> list[str]:
     """What the report compares and how, as Markdown lines."""
     return [
         f"Sizes: {sizes.seeds} seeds per market, {sizes.days} days per run, {sizes.shoppers:,} "
-        f"shoppers, a daily budget of {sizes.shoppers * BUDGET_PER_SHOPPER:,.0f}; the network is trained once per market "
-        f"on {sizes.warmup_journeys:,} warm-up journeys of that market (static split, a seed no "
-        f"compared run uses; {sizes.epochs} conversion and {sizes.distill_epochs} credit epochs, "
-        f"{sizes.distill_journeys:,} distilled journeys). ± is a 95 % t interval over seeds; every "
+        f"shoppers, a daily budget of {sizes.shoppers * BUDGET_PER_SHOPPER:,.0f}; the network is "
+        f"trained once per market on {sizes.warmup_journeys:,} warm-up journeys of that market "
+        f"(static split, a seed no compared run uses; {sizes.epochs} conversion and "
+        f"{sizes.distill_epochs} credit epochs, {sizes.distill_journeys:,} distilled journeys). "
+        "± is a 95 % t interval over seeds; every "
         "strategy of a seed meets the same shoppers and random draws, so ratios are paired.", "",
         "Each day the loop's attribution method credits the day's converting journeys (markov "
         f"and shapley are fitted on the last {SET_WINDOW_DAYS} days of converting and sampled "
