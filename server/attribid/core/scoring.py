@@ -9,6 +9,7 @@ once, so every call in it is scored, and answered with the version of, one model
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -18,6 +19,7 @@ from attribid.kernels.fallback import position_based_credit
 from attribid.kernels.credit import shares_over_present_kernel
 from attribid.kernels.featurize import N_FEATURES, featurize_kernel
 from attribid.models.onnx.runtime import OnnxModel
+from attribid.core.runs import ONE_RUN, RunCost, fit_run_cost, plan_runs
 from attribid.core.validate import Journey
 
 
@@ -55,10 +57,28 @@ class Scorer:
         self._features = np.zeros(max_batch * self.max_len * N_FEATURES, np.float32)
         self._mask = np.zeros(max_batch * self.max_len, np.float32)
         self._lengths = np.zeros(max_batch, np.int64)
+        #: what one run costs on the served model: a batch of mixed lengths is split into
+        #: runs of similar lengths when that is cheaper (attribid.core.runs); fitted at warm-up
+        self.run_cost: RunCost = ONE_RUN
 
     def infer_batch(self, journeys: Sequence[Journey]) -> list[Scored]:
         # Read once: a swap during this batch takes effect from the next one.
         model = self.model
+        if len(journeys) > 1 and self.run_cost is not ONE_RUN:
+            lengths = np.fromiter((min(j.channel.shape[0], self.max_len) for j in journeys),
+                                  np.int64, len(journeys))
+            runs = plan_runs(lengths, self.run_cost)
+            if len(runs) > 1:
+                out: list[Scored | None] = [None] * len(journeys)
+                for run in runs:
+                    picked = run.tolist()
+                    for k, scored in zip(picked, self._run(model, [journeys[k] for k in picked])):
+                        out[k] = scored
+                return out  # type: ignore[return-value]  # every index is in one run
+        return self._run(model, journeys)
+
+    def _run(self, model: OnnxModel, journeys: Sequence[Journey]) -> list[Scored]:
+        """One onnxruntime run over ``journeys``, padded to the longest."""
         b = len(journeys)
         lengths = [j.channel.shape[0] for j in journeys]
         offsets = np.zeros(b + 1, np.int64)
@@ -126,7 +146,8 @@ class Scorer:
         return old
 
     def warm(self, now: float) -> None:
-        """Run every batch size once so no call pays for first-run costs."""
+        """Run every batch size once so no call pays for first-run costs, then time the
+        model for length-aware batching (``run_cost``)."""
         rng = np.random.default_rng(0)
         for b in sorted({1, 2, 4, 8, 16, 32, self.max_batch}):
             if b > self.max_batch:
@@ -134,6 +155,31 @@ class Scorer:
             journeys = [_synthetic(rng, self.n_channels, self.max_len, now) for _ in range(b)]
             self.infer_batch(journeys)
         self.fallback(_synthetic(rng, self.n_channels, 3, now), "warm-up")
+        self.run_cost = self.time_runs(now)
+
+    def time_runs(self, now: float, repeats: int = 7) -> RunCost:
+        """Fit the run cost model on the served model: the fastest of ``repeats`` runs of
+        one short journey, one full-length journey and a full batch of them (the fastest,
+        since other work on the machine only ever adds time)."""
+        if self.max_batch < 2 or self.max_len < 2:
+            return ONE_RUN
+        rng = np.random.default_rng(1)
+        short_steps = max(1, self.max_len // 8)
+        model = self.model
+
+        def fastest(journeys: list[Journey]) -> float:
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                self._run(model, journeys)
+                best = min(best, time.perf_counter() - t0)
+            return best
+
+        short = fastest([_synthetic(rng, self.n_channels, short_steps, now)])
+        long = fastest([_synthetic(rng, self.n_channels, self.max_len, now)])
+        full = fastest([_synthetic(rng, self.n_channels, self.max_len, now)
+                        for _ in range(self.max_batch)])
+        return fit_run_cost(short, long, full, short_steps, self.max_len, self.max_batch)
 
 
 def _synthetic(rng: np.random.Generator, n_channels: int, n: int, now: float) -> Journey:

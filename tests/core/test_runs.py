@@ -1,0 +1,78 @@
+"""Length-aware batching: the split into runs is the cheapest there is, and scoring a batch
+in several runs answers exactly what one run would."""
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from attribid.core.runs import ONE_RUN, RunCost, fit_run_cost, plan_runs, planned_cost
+from attribid.core.scoring import Scorer, _synthetic
+from attribid.models.onnx.runtime import load_model
+
+
+def partitions(items: list[int]):
+    """Every set partition of ``items`` (the brute force plan_runs must match)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in partitions(rest):
+        yield [[first]] + part
+        for i in range(len(part)):
+            yield part[:i] + [[first] + part[i]] + part[i + 1:]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_plan_costs_what_the_best_of_every_partition_costs(seed) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 7))
+    lengths = rng.integers(1, 65, n)
+    cost = RunCost(*rng.uniform(0, 1, 3) * [1e-3, 2e-5, 2e-5])
+    runs = plan_runs(lengths, cost)
+    assert sorted(np.concatenate(runs).tolist()) == list(range(n))  # each journey once
+    best = min(planned_cost(lengths, [np.array(p) for p in part], cost)
+               for part in partitions(list(range(n))))
+    assert planned_cost(lengths, runs, cost) == pytest.approx(best, rel=1e-12)
+
+
+def test_a_costly_run_overhead_keeps_one_run_and_a_cheap_one_splits_by_length() -> None:
+    lengths = [64, 3, 3, 3, 3, 3]
+    assert len(plan_runs(lengths, RunCost(1.0, 1e-6, 1e-6))) == 1
+    assert [r.tolist() for r in plan_runs(lengths, RunCost(1e-5, 1e-6, 1e-6))] == \
+        [[1, 2, 3, 4, 5], [0]]
+    assert len(plan_runs(lengths, ONE_RUN)) == 1
+
+
+def test_the_fit_recovers_the_cost_it_was_timed_from() -> None:
+    truth = RunCost(2e-4, 8e-6, 1.2e-5)
+    fitted = fit_run_cost(truth.of(1, 8), truth.of(1, 64), truth.of(6, 64), 8, 64, 6)
+    for field in ("overhead", "per_step", "per_journey_step"):
+        assert getattr(fitted, field) == pytest.approx(getattr(truth, field), rel=1e-6)
+
+
+def test_a_batch_split_into_runs_scores_as_one_run_would() -> None:
+    now = time.time()
+    rng = np.random.default_rng(3)
+    scorer = Scorer(load_model(None), 6, 64)
+    journeys = [_synthetic(rng, scorer.n_channels, n, now) for n in (64, 2, 3, 40, 5, 1)]
+    whole = scorer.infer_batch(journeys)  # never timed: one run
+    scorer.run_cost = RunCost(1e-6, 1e-6, 1e-6)  # runs are cheap: split by length
+    assert len(plan_runs([len(j.channel) for j in journeys], scorer.run_cost)) > 1
+    split = scorer.infer_batch(journeys)
+    for a, b in zip(whole, split):
+        assert b.journey is a.journey
+        assert b.probability == pytest.approx(a.probability, abs=1e-6)
+        np.testing.assert_allclose(b.credit, a.credit, atol=1e-6)
+
+
+def test_warm_up_fits_a_usable_cost_model() -> None:
+    scorer = Scorer(load_model(None), 6, 64)
+    scorer.warm(time.time())
+    cost = scorer.run_cost
+    assert cost is not ONE_RUN
+    assert all(v >= 0 and np.isfinite(v) for v in (cost.overhead, cost.per_step,
+                                                   cost.per_journey_step))
+    assert cost.of(6, 64) > cost.of(1, 64) > 0
