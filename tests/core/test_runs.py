@@ -76,3 +76,15 @@ def test_warm_up_fits_a_usable_cost_model() -> None:
     assert all(v >= 0 and np.isfinite(v) for v in (cost.overhead, cost.per_step,
                                                    cost.per_journey_step))
     assert cost.of(6, 64) > cost.of(1, 64) > 0
+
+
+def test_a_reloaded_model_brings_its_own_timing() -> None:
+    now = time.time()
+    scorer = Scorer(load_model(None), 6, 64)
+    scorer.warm(now)
+    new = load_model(None)
+    scorer.prepare(new, now)
+    timed = scorer._prepared
+    assert timed is not None and timed[0] is new
+    scorer.swap(new)
+    assert scorer.model is new and scorer.run_cost == timed[1]

@@ -60,6 +60,7 @@ class Scorer:
         #: what one run costs on the served model: a batch of mixed lengths is split into
         #: runs of similar lengths when that is cheaper (attribid.core.runs); fitted at warm-up
         self.run_cost: RunCost = ONE_RUN
+        self._prepared: tuple[OnnxModel, RunCost] | None = None
 
     def infer_batch(self, journeys: Sequence[Journey]) -> list[Scored]:
         # Read once: a swap during this batch takes effect from the next one.
@@ -134,7 +135,9 @@ class Scorer:
     def prepare(self, model: OnnxModel, now: float) -> None:
         """Check ``model`` (``check``) and warm it on buffers of its own, beside serving."""
         self.check(model)
-        Scorer(model, self.max_batch, self.max_journey).warm(now)
+        fresh = Scorer(model, self.max_batch, self.max_journey)
+        fresh.warm(now)
+        self._prepared = (model, fresh.run_cost)  # the new model's own timing, for swap
 
     def swap(self, model: OnnxModel) -> OnnxModel:
         """Serve ``model`` from the next batch on (``prepare`` it first); returns the old one.
@@ -142,7 +145,11 @@ class Scorer:
         The batch running now finishes on the old model, which is released after it.
         """
         self.check(model)
+        prepared = self._prepared
         old, self.model = self.model, model
+        if prepared is not None and prepared[0] is model:
+            self.run_cost = prepared[1]
+        self._prepared = None
         return old
 
     def warm(self, now: float) -> None:
