@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "attribid.cli.simulate",
     "train": "attribid.cli.train",
     "train-shipped": "attribid.cli.train_shipped",
+    "quantize": "attribid.cli.quantize",
     "attribute": "attribid.cli.attribute",
     "paths": "attribid.cli.paths",
     "privacy": "attribid.cli.privacy",

@@ -2,7 +2,9 @@
 
 ``attribid train --touchpoints F --conversions F --out DIR [--epochs N --seed S --max-len 64]``
 reads the journey files (attribid.models.data.loader's format), trains on CPU and
-writes ``DIR/attribid.onnx`` and ``DIR/attribid.json``. The same seed and data give
+writes ``DIR/attribid.onnx`` and ``DIR/attribid.json``, then its int8 variant
+``DIR/attribid.int8.onnx`` and ``.int8.json`` with the parity gate measured on the
+held-out journeys (attribid.models.onnx.quantize). The same seed and data give
 the same model. Every field of attribid.models.network.config.TrainConfig is a flag.
 Training needs the train extra (PyTorch and onnx).
 """
@@ -13,7 +15,10 @@ import dataclasses
 import importlib.util
 import time
 
+import numpy as np
+
 from attribid.cli import BAD_INPUT, FAILED, OK, CommandError, errors_as, progress
+from attribid.models.data.journeys import Journeys
 from attribid.models.data.loader import DataError, read_journeys
 from attribid.models.network.config import TrainConfig
 
@@ -89,4 +94,27 @@ def run(args: argparse.Namespace) -> int:
                               report["metrics"], report["base_rate"])
     path = export_model(net, args.out, metadata)
     progress(f"wrote {path} in {time.monotonic() - started:.0f} s")
+    from attribid.models.onnx.quantize import quantize_beside
+
+    held_out, label = gate_journeys(journeys, config)
+    quantize_beside(path, held_out, data=label, log=progress)
     return OK
+
+
+def gate_journeys(journeys: Journeys, config: TrainConfig) -> tuple[Journeys, str]:
+    """The journeys the int8 gate scores: those ``train_network`` held out (the first draw
+    of its seeded generator), or every journey when nothing was held out.
+
+    >>> from attribid.models.simulation.simulate import WORLDS, simulate
+    >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
+    >>> held, label = gate_journeys(js, TrainConfig(seed=3))
+    >>> held.n_journeys, label
+    (20, 'held-out journeys: 20 of 200, seed 3')
+    """
+    n_hold = int(round(config.holdout * journeys.n_journeys))
+    if n_hold == 0:
+        return journeys, f"training journeys: all {journeys.n_journeys} (none held out)"
+    order = np.random.default_rng(config.seed).permutation(journeys.n_journeys)
+    rows = np.sort(order[:n_hold])
+    return (journeys.subset(rows),
+            f"held-out journeys: {n_hold} of {journeys.n_journeys}, seed {config.seed}")

@@ -4,7 +4,9 @@
 every world (equal shares, seeds derived from S), trains the network on it
 exactly as ``attribid train`` would, scores it on fresh simulated journeys of
 each world against their true credit, and writes ``DIR/attribid.onnx`` and
-``DIR/attribid.json`` (default: the package's models/shipped/). The defaults
+``DIR/attribid.json`` (default: the package's models/shipped/), then its int8
+variant ``DIR/attribid.int8.onnx`` and ``.int8.json`` with the parity gate measured
+on those check journeys (``attribid quantize`` redoes only this step). The defaults
 reproduce the committed model (attribid.models.network.shipped).
 
 ``--per-world DIR`` instead trains one network per world on that world's

@@ -38,6 +38,11 @@ class Settings:
     metrics_port: int = 9464
     #: ONNX model file; "" = the shipped model
     model_path: str = ""
+    #: serve float32 even where an int8 variant passed its parity gate: without it, a
+    #: model_path naming a folder, or "" (the shipped model), serves the folder's
+    #: attribid.int8.onnx when it passed and was quantized from the attribid.onnx beside it
+    #: (its model_version ends "-int8"); a model_path naming a file is served as given
+    model_float32: bool = False
     #: onnxruntime intra-op threads for one inference
     intra_op_threads: int = 1
     #: touchpoints accepted per journey; longer journeys are refused

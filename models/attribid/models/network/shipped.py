@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from attribid.models.data.journeys import Journeys
 from attribid.models.network.config import TrainConfig
+from attribid.models.onnx.parity import ParityBounds
 from attribid.models.simulation.simulate import (WORLDS, attribution_accuracy, journey_accuracy,
                                                  simulate, true_channel_shares)
 
@@ -27,6 +28,8 @@ SHIPPED_CONFIG: dict[str, int] = {"epochs": 3, "distill_epochs": 2, "distill_jou
                                   "batch_size": 256, "threads": 1}
 #: journeys per world for the held-out truth metrics in the metadata
 CHECK_JOURNEYS = 5_000
+#: the check journeys of each world are simulated with seed ``seed * 100 + CHECK_SEED_OFFSET``
+CHECK_SEED_OFFSET = 50
 
 Log = Callable[[str], None]
 
@@ -75,7 +78,41 @@ def train_on_worlds(config: TrainConfig, worlds: list[str], n_journeys: int, out
                               report["base_rate"])
     path = export_model(net, out, metadata)
     log(f"wrote {path} ({time.monotonic() - started:.0f} s)")
+    quantize_with_check_journeys(path, worlds, config.seed, check, log)
     return path
+
+
+def quantize_with_check_journeys(path: Path, worlds: list[str], seed: int,
+                                 n_journeys: int = CHECK_JOURNEYS, log: Log = print,
+                                 bounds: ParityBounds | None = None) -> dict[str, Any]:
+    """Write the int8 variant beside the float32 model at ``path``, gated on the journeys
+    ``truth_metrics`` checks it on (``check_mix``); returns the gate.
+
+    ``attribid quantize`` calls this on the committed model, so its variant is regenerated
+    without retraining.
+    """
+    from attribid.models.onnx.quantize import quantize_beside  # needs the onnx package
+
+    journeys, ref = check_mix(worlds, n_journeys, seed)
+    data = (f"simulated check journeys: {n_journeys:,} per world ({', '.join(worlds)}), "
+            f"seed {seed * 100 + CHECK_SEED_OFFSET}")
+    return quantize_beside(path, journeys, ref, data, bounds or ParityBounds(), log)
+
+
+def check_mix(worlds: list[str], n_journeys: int, seed: int) -> tuple[Journeys, np.ndarray]:
+    """The fresh journeys of each world ``truth_metrics`` scores (``n_journeys`` per world),
+    concatenated, and their decision times.
+
+    >>> j, ref = check_mix(["recency", "synergy"], 50, 7)
+    >>> j.n_journeys, str(j.ids[50]).startswith("synergy:"), ref.shape
+    (100, True, (100,))
+    """
+    parts, refs = [], []
+    for name in worlds:
+        journeys, truth = simulate(WORLDS[name], n_journeys, seed * 100 + CHECK_SEED_OFFSET)
+        parts.append(journeys)
+        refs.append(truth.reference_time)
+    return _concat(parts, worlds), np.concatenate(refs)
 
 
 def truth_metrics(net: AttributionNet, worlds: list[str], config: TrainConfig, n_journeys: int,
@@ -85,7 +122,8 @@ def truth_metrics(net: AttributionNet, worlds: list[str], config: TrainConfig, n
 
     out = {}
     for name in worlds:
-        journeys, truth = simulate(WORLDS[name], n_journeys, config.seed * 100 + 50)
+        journeys, truth = simulate(WORLDS[name], n_journeys,
+                                   config.seed * 100 + CHECK_SEED_OFFSET)
         _, credit = predict_batches(net, journeys, config.max_len, ref_time=truth.reference_time)
         conv = journeys.converted
         shares = credit[conv].sum(axis=0)

@@ -37,5 +37,16 @@ META_METRICS = "attribid.metrics"
 #: JSON: {"base_rate": float} the conversion rate a fallback may assume
 META_BASE_RATE = "attribid.base_rate"
 
+#: "int8" for a quantized variant; absent means float32
+META_PRECISION = "attribid.precision"
+#: JSON: the int8 variant's parity gate against its float32 model (figures, bounds, "passed")
+META_PARITY = "attribid.parity"
+#: digest ("sha256:" + 12 hex) of the float32 file an int8 variant was quantized from
+META_QUANTIZED_FROM = "attribid.quantized_from"
+
+#: the float32 model's file name in a model folder
+MODEL_FILE = "attribid.onnx"
+#: its int8 variant's file name, beside it
+INT8_MODEL_FILE = "attribid.int8.onnx"
 #: where the shipped model lives, relative to this package
-SHIPPED_MODEL = "shipped/attribid.onnx"
+SHIPPED_MODEL = "shipped/" + MODEL_FILE

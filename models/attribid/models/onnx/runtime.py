@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: conversion rate a fallback assumes when the model's metadata gives none
 DEFAULT_BASE_RATE = 0.02
 #: the file name looked for when a model path is a folder
-MODEL_FILE = "attribid.onnx"
+MODEL_FILE = contract.MODEL_FILE
 
 
 def shipped_model_path() -> str:
@@ -80,6 +80,17 @@ class ModelInfo:
     #: every metadata entry, JSON values decoded
     metadata: dict[str, Any] = field(repr=False)
 
+    @property
+    def precision(self) -> str:
+        """"int8" for a quantized variant, else "float32"."""
+        return str(self.metadata.get(contract.META_PRECISION) or "float32")
+
+    @property
+    def parity_passed(self) -> bool:
+        """Whether the model's int8 parity gate passed (False when it has none)."""
+        gate = self.metadata.get(contract.META_PARITY)
+        return isinstance(gate, dict) and gate.get("passed") is True
+
 
 def _fail(path: str, message: str) -> ValueError:
     return ValueError(f"model_path: {path}: {message}")
@@ -107,12 +118,7 @@ def read_info(session: ort.InferenceSession, path: str) -> ModelInfo:
                            contract.META_MAX_LEN) if k not in raw]
     if missing:
         raise _fail(path, f"metadata lacks {missing}")
-    metadata: dict[str, Any] = {}
-    for key, value in raw.items():
-        try:
-            metadata[key] = json.loads(value)
-        except ValueError:
-            metadata[key] = value
+    metadata = decode_metadata(raw)
     channels = metadata[contract.META_CHANNELS]
     if (not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNELS
             or not all(isinstance(c, str) and c for c in channels)
@@ -135,12 +141,29 @@ def read_info(session: ort.InferenceSession, path: str) -> ModelInfo:
             or not (math.isfinite(rate) and 0.0 <= rate <= 1.0)):
         raise _fail(path, f"{contract.META_BASE_RATE} must be {{\"base_rate\": p}} with p in "
                           f"[0, 1], got {raw.get(contract.META_BASE_RATE)!r}")
-    version = str(raw.get(contract.META_VERSION) or "") or _digest(path)
+    version = str(raw.get(contract.META_VERSION) or "") or file_digest(path)
     return ModelInfo(path=path, version=version, channels=tuple(channels), max_len=max_len,
                      base_rate=float(rate), metadata=metadata)
 
 
-def _digest(path: str) -> str:
+def decode_metadata(raw: dict[str, str]) -> dict[str, Any]:
+    """Metadata entries with JSON values decoded (a plain string stays as it is).
+
+    >>> decode_metadata({"attribid.max_len": "64", "attribid.model_version": "v1"})
+    {'attribid.max_len': 64, 'attribid.model_version': 'v1'}
+    """
+    metadata: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            metadata[key] = json.loads(value)
+        except ValueError:
+            metadata[key] = value
+    return metadata
+
+
+def file_digest(path: str | Path) -> str:
+    """"sha256:" and the first 12 hex digits of the file's SHA-256: a version for a model
+    without one, and the link from an int8 variant to the float32 file it came from."""
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
@@ -214,16 +237,61 @@ class OnnxModel:
         return conv, credit, attention
 
 
-def load_model(path: str | Path | None = None, threads: int = 1) -> OnnxModel:
+def load_model(path: str | Path | None = None, threads: int = 1,
+               prefer_int8: bool = False) -> OnnxModel:
     """Load an attribid ONNX model, checking its contract.
 
     ``path`` None or "" is the shipped model; a folder means its ``attribid.onnx``.
-    ``threads`` is onnxruntime's intra-op thread count.
+    ``threads`` is onnxruntime's intra-op thread count. With ``prefer_int8`` (the server's
+    rule) the shipped model or a folder means its ``attribid.int8.onnx`` instead, when that
+    file is there and ``int8_refusal`` finds nothing against it; a file path is loaded as
+    given either way.
 
     >>> load_model(None).channels[:2]
     ('search', 'display')
+    >>> load_model(None, prefer_int8=True).version
+    'attribid-net-1+sim-mix-seed7-int8'
     """
-    resolved = Path(shipped_model_path() if not path else path)
-    if resolved.is_dir():
-        resolved = resolved / MODEL_FILE
-    return OnnxModel(resolved, threads)
+    folder = model_folder(path)
+    if folder is None:
+        return OnnxModel(Path(str(path)), threads)
+    float32 = folder / contract.MODEL_FILE
+    int8 = folder / contract.INT8_MODEL_FILE
+    if prefer_int8 and int8.is_file():
+        model = OnnxModel(int8, threads)
+        if not int8_refusal(model.info, float32):
+            return model
+    return OnnxModel(float32, threads)
+
+
+def model_folder(path: str | Path | None) -> Path | None:
+    """The folder a model path names (None or "" is the shipped model's), or None for a file.
+
+    >>> model_folder(None) == Path(shipped_model_path()).parent, model_folder("m.onnx")
+    (True, None)
+    """
+    if not path:
+        return Path(shipped_model_path()).parent
+    return Path(path) if Path(path).is_dir() else None
+
+
+def int8_refusal(info: ModelInfo, float32: str | Path) -> str:
+    """Why an int8 variant must not stand in for the float32 model at ``float32``; "" if it may.
+
+    It must say it is int8, its parity gate must have passed, and it must have been quantized
+    from the float32 file there now (a retrained float32 model leaves an old variant stale).
+
+    >>> import onnxruntime as ort
+    >>> path = shipped_model_path()
+    >>> int8_refusal(read_info(ort.InferenceSession(path, providers=["CPUExecutionProvider"]),
+    ...                        path), path)
+    'not an int8 variant'
+    """
+    if info.precision != "int8":
+        return "not an int8 variant"
+    if not info.parity_passed:
+        return "its parity gate did not pass"
+    source = info.metadata.get(contract.META_QUANTIZED_FROM)
+    if Path(float32).is_file() and source != file_digest(float32):
+        return f"quantized from {source}, the float32 model is now {file_digest(float32)}"
+    return ""
