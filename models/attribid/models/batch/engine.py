@@ -145,60 +145,69 @@ class _NeedsScanner(Exception):
     """The input needs the line scanner's word: an error message or a warning's line."""
 
 
-def _load_raw(con: duckdb.DuckDBPyConnection, source: _Source, name: str,
-              columns: list[str], numeric: dict[str, str]) -> None:
-    """Table ``name`` of the source's rows, in file order (``rowid``), values trimmed."""
+#: the unit counts every profile takes: epoch numbers of milliseconds' size, of seconds',
+#: and too large for either
+_UNIT_COUNTS = {
+    "big": f"abs(ts_num) >= {MILLISECONDS_FROM}", "small": f"abs(ts_num) < {MILLISECONDS_FROM}",
+    "huge": f"abs(ts_num) >= {MILLISECONDS_UNTIL}",
+}
+_BAD_TIME = "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, ts_iso))"
+
+
+def _open_view(con: duckdb.DuckDBPyConnection, source: _Source, name: str,
+               columns: list[str], numeric: dict[str, str],
+               tests: dict[str, str]) -> dict[str, int]:
+    """View ``name`` of the source's rows, values trimmed, and one pass over it: the rows,
+    the unit counts and how many rows fail each of ``tests`` (SQL predicates)."""
     missing = [c for c in ("journey_id", "timestamp", *numeric) if c not in source.types]
     if missing:
         raise _NeedsScanner(f"missing column {missing[0]}")
+    counts = {"rows": "true", **_UNIT_COUNTS, **tests}
     for time_as_text in (False, True):
         types = source.csv_types(numeric, time_as_text) if source.kind == "csv" else {}
         select = ", ".join([*columns, _time_columns(source, time_as_text)])
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {select} "
+                    f"FROM {source.sql(types)}")
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} "
-                        f"FROM {source.sql(types)}")
-            return
+            found = con.execute("SELECT " + ", ".join(
+                f"count(*) FILTER ({sql})" for sql in counts.values()) + f" FROM {name}"
+            ).fetchall()[0]
+            break
         except duckdb.Error as exc:
             # an ISO-8601 time in a column read as numbers: read it as text instead
             if time_as_text or source.kind != "csv":
                 raise _NeedsScanner(str(exc).splitlines()[0]) from None
+    profile = {what: int(n) for what, n in zip(counts, found)}
+    bad = [what for what in tests if profile[what]]
+    if bad:
+        raise _NeedsScanner(f"{source.path}: {', '.join(bad)}")
+    return profile
 
 
-def _unit(con: duckdb.DuckDBPyConnection, table: str, unit: str | None) -> str:
-    """The epoch unit of a table's numbers, by their size unless ``unit`` is given."""
-    big, small, huge = con.execute(
-        f"SELECT count(*) FILTER (abs(ts_num) >= {MILLISECONDS_FROM}), "
-        f"count(*) FILTER (abs(ts_num) < {MILLISECONDS_FROM}), "
-        f"count(*) FILTER (abs(ts_num) >= {MILLISECONDS_UNTIL}) FROM {table}").fetchall()[0]
+def _unit(profile: dict[str, int], unit: str | None) -> str:
+    """The epoch unit of a source's numbers, by their size unless ``unit`` is given."""
     if unit is not None:
         return unit
-    if big and (small or huge):
+    if profile["big"] and (profile["small"] or profile["huge"]):
         raise _NeedsScanner("epoch seconds and milliseconds mixed, or too large")
-    return "ms" if big else "s"
+    return "ms" if profile["big"] else "s"
 
 
 def _seconds(unit: str) -> str:
     return f"coalesce(ts_num * {TIME_UNITS[unit]!r}, ts_iso)"
 
 
-def _check(con: duckdb.DuckDBPyConnection, table: str, tests: dict[str, str]) -> None:
-    """Refer the input to the scanner when any row fails one of ``tests`` (SQL predicates)."""
-    counts = ", ".join(f"count(*) FILTER ({sql})" for sql in tests.values())
-    row = con.execute(f"SELECT {counts} FROM {table}").fetchall()[0]
-    bad = [what for what, n in zip(tests, row) if n]
-    if bad:
-        raise _NeedsScanner(f"{table}: {', '.join(bad)}")
-
-
-def _codes(con: duckdb.DuckDBPyConnection, name: str, pairs: list[tuple[str, int]]) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (name VARCHAR, code INTEGER)")
-    if pairs:
-        con.executemany(f"INSERT INTO {name} VALUES (?, ?)", pairs)
+def _case(column: str, pairs: list[tuple[str, int]], default: int) -> str:
+    """SQL mapping a text column to codes (few distinct values: one CASE, no join)."""
+    if not pairs:
+        return str(default)
+    whens = " ".join(f"WHEN {_quoted(k)} THEN {v}" for k, v in pairs)
+    return f"coalesce(CASE {column} {whens} END, {default})"
 
 
 def _channel_order(spellings: list[str]) -> tuple[str, ...] | None:
-    """The loader's channel order for names in file order; None when spellings differ in
-    case (the scanner keeps the first spelling seen) or there are too many."""
+    """The loader's channel order for the names found; None when spellings differ in case
+    (the scanner keeps the first spelling seen) or there are too many."""
     folded = {v.casefold(): v for v in spellings}
     if len(folded) != len(spellings) or len(folded) > MAX_CHANNELS:
         return None
@@ -242,98 +251,122 @@ class _Reader:
         for c in ("channel", "interaction", "cost"):
             if c not in source.types:
                 raise _NeedsScanner(f"missing column {c}")
-        _load_raw(self.con, source, "tp_raw", columns, {"cost": "DOUBLE"})
-        _check(self.con, "tp_raw", {
-            "no rows": "false", "empty journey_id": "journey IS NULL OR journey = ''",
+        known = ", ".join(_quoted(k) for k in INTERACTIONS)
+        profile = _open_view(self.con, source, "tp_raw", columns, {"cost": "DOUBLE"}, {
+            "empty journey_id": "journey IS NULL OR journey = ''",
             "empty channel": "channel_name IS NULL OR channel_name = ''",
-            "bad timestamp": "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, ts_iso))",
-            "bad interaction": "interaction IS NULL OR interaction NOT IN "
-                               f"({', '.join(_quoted(k) for k in INTERACTIONS)})",
+            "bad timestamp": _BAD_TIME,
+            "bad interaction": f"interaction IS NULL OR interaction NOT IN ({known})",
             "bad cost": "cost IS NULL OR NOT isfinite(cost) OR cost < 0"})
-        if not self.con.execute("SELECT count(*) FROM tp_raw").fetchall()[0][0]:
+        self.n_rows = profile["rows"]
+        if not self.n_rows:
             raise _NeedsScanner("no rows after the header")
-        self.tp_unit = _unit(self.con, "tp_raw", self.time_unit)
+        self.tp_unit = _unit(profile, self.time_unit)
         if self.time_unit is None and self.tp_unit != "s":
-            self.issues.append(self._unit_note(self.tp_path, "tp_raw"))
+            self.issues.append(self._unit_note(self.tp_path, self.n_rows))
 
     def read_conversions(self) -> None:
         source = _Source(self.con, self.cv_path, "conversions")
-        _load_raw(self.con, source, "cv_raw", ["trim(journey_id) AS journey", "value"],
-                  {"value": "DOUBLE"})
-        _check(self.con, "cv_raw", {
+        profile = _open_view(self.con, source, "cv_raw", ["trim(journey_id) AS journey", "value"],
+                             {"value": "DOUBLE"}, {
             "empty journey_id": "journey IS NULL OR journey = ''",
-            "bad timestamp": "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, ts_iso))",
+            "bad timestamp": _BAD_TIME,
             "bad value": "value IS NULL OR NOT isfinite(value) OR value < 0"})
+        self.cv_unit = _unit(profile, self.time_unit)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE cv AS SELECT journey, "
+                         f"{_seconds(self.cv_unit)} AS conv_ts, value FROM cv_raw")
         n, distinct = self.con.execute(
-            "SELECT count(*), count(DISTINCT journey) FROM cv_raw").fetchall()[0]
+            "SELECT count(*), count(DISTINCT journey) FROM cv").fetchall()[0]
         if n != distinct:
             raise _NeedsScanner("a journey converts twice")
         if n == 0:
             # a warning, not an error: the scanner's message names the file
             self.scanner("no conversions")
-        self.cv_unit = _unit(self.con, "cv_raw", self.time_unit)
         if self.time_unit is None and self.cv_unit != "s":
-            self.issues.append(self._unit_note(self.cv_path, "cv_raw"))
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE cv AS SELECT journey, "
-                         f"{_seconds(self.cv_unit)} AS conv_ts, value FROM cv_raw")
+            self.issues.append(self._unit_note(self.cv_path, int(n)))
 
-    def _unit_note(self, path: str, table: str) -> DataIssue:
-        rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        return DataIssue("time-unit", int(rows), f"{path}: epoch timestamps read as milliseconds "
+    def _unit_note(self, path: str, rows: int) -> DataIssue:
+        return DataIssue("time-unit", rows, f"{path}: epoch timestamps read as milliseconds "
                          "(1e11 or more); --time-unit s|ms says otherwise", False)
 
     def channel_codes(self) -> tuple[str, ...]:
-        spellings = [name for name, in self.con.execute(
-            "SELECT channel_name FROM tp_raw GROUP BY 1 ORDER BY min(rowid)").fetchall()]
+        """The channel order, and the code of every spelling of a channel, device, category."""
+        found = self.con.execute(
+            "SELECT channel_name, device, product_category FROM tp_raw "
+            "GROUP BY GROUPING SETS ((channel_name), (device), (product_category))").fetchall()
+        spellings = sorted({c for c, _, _ in found if c is not None})
         order = _channel_order(spellings)
         if order is None:
             # merged spellings: the scanner's issues name them; its order is the loader's
             self.scanner("channel names differ only in case")
             order = _scanned_order(self.tp_path, self.cv_path, self.time_unit, self.lookback)
         position = {name.casefold(): code for code, name in enumerate(order)}
-        _codes(self.con, "channel_codes", [(s, position[s.casefold()]) for s in spellings])
-        devices = [d for d, in self.con.execute("SELECT DISTINCT device FROM tp_raw").fetchall()]
-        _codes(self.con, "device_codes", [(d, DEVICES.get(d, 0)) for d in devices if d is not None])
-        cats = [c for c, in self.con.execute(
-            "SELECT DISTINCT product_category FROM tp_raw").fetchall()]
-        _codes(self.con, "category_codes", [(c, category_code(c)) for c in cats if c is not None])
+        self.channel_sql = _case("t.channel_name", [(c, position[c.casefold()]) for c in spellings], -1)
+        devices = sorted({d for _, d, _ in found if d is not None})
+        self.device_sql = _case("t.device", [(d, DEVICES.get(d, 0)) for d in devices], 0)
+        cats = sorted({k for _, _, k in found if k is not None})
+        self.category_sql = _case("t.product_category", [(k, category_code(k)) for k in cats],
+                                  UNKNOWN_CATEGORY)
         return order
 
-    def distinct_touches(self) -> int:
-        """Table ``rows``: touch rows with repeats counted once; returns the repeats."""
-        interaction = " ".join(f"WHEN {_quoted(k)} THEN {v}" for k, v in INTERACTIONS.items())
+    def coded_rows(self) -> None:
+        """Table ``rows``: every touch row with its codes, in file order (its ``rowid``)."""
+        interaction = _case("t.interaction", list(INTERACTIONS.items()), 0)
+        # a projection of one scan, so that insertion (file) order is kept: codes by CASE
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE rows AS
-            SELECT journey, ts, channel, interaction, cost, device, category,
-                   min(row) AS row, count(*) AS copies
-            FROM (SELECT t.rowid AS row, t.journey, {_seconds(self.tp_unit)} AS ts,
-                         c.code AS channel, CASE t.interaction {interaction} END AS interaction,
-                         t.cost, coalesce(d.code, 0) AS device,
-                         coalesce(k.code, {UNKNOWN_CATEGORY}) AS category
-                  FROM tp_raw t JOIN channel_codes c ON t.channel_name = c.name
-                  LEFT JOIN device_codes d ON t.device = d.name
-                  LEFT JOIN category_codes k ON t.product_category = k.name)
-            GROUP BY ALL""")
-        self.con.execute("DROP TABLE tp_raw")
-        return int(self.con.execute("SELECT coalesce(sum(copies - 1), 0) FROM rows").fetchall()[0][0])
+            SELECT t.journey, {_seconds(self.tp_unit)} AS ts,
+                   CAST({self.channel_sql} AS INTEGER) AS channel,
+                   CAST({interaction} AS TINYINT) AS interaction, t.cost,
+                   CAST({self.device_sql} AS TINYINT) AS device,
+                   CAST({self.category_sql} AS INTEGER) AS category
+            FROM tp_raw t""")
+        self.row_sql = "rowid"
+
+    def may_repeat(self) -> bool:
+        """Whether two rows of a journey share a time (only those can repeat each other).
+
+        Counted touches tell by their order alone (``tied``); the rows left out (after
+        the conversion, before the window) are few and grouped by (journey, time).
+        """
+        tied = self.con.execute("SELECT count(*) FILTER (tied) FROM touches").fetchall()[0][0]
+        left_out = ("SELECT r.journey, r.ts FROM rows r JOIN cv USING (journey) "
+                    "WHERE r.ts > cv.conv_ts")
+        if self.lookback is not None:
+            left_out = (f"SELECT journey, ts FROM (SELECT journey, ts, {self.row_sql} AS row "
+                        "FROM rows) ANTI JOIN touches USING (row)")
+        ties = self.con.execute(f"SELECT count(*) FROM ({left_out}) GROUP BY journey, ts "
+                                "HAVING count(*) > 1 LIMIT 1").fetchall()
+        return bool(tied or ties)
+
+    def drop_repeats(self) -> int:
+        """Rows equal in every column to an earlier row of the journey counted once (the
+        earliest kept); returns how many were dropped."""
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE rows AS
+            SELECT min({self.row_sql}) AS row, journey, ts, channel, interaction, cost, device,
+                   category
+            FROM rows GROUP BY journey, ts, channel, interaction, cost, device, category""")
+        self.row_sql = "row"
+        before = self.n_rows
+        self.n_rows = int(self.con.execute("SELECT count(*) FROM rows").fetchall()[0][0])
+        return before - self.n_rows
 
     def counted_touches(self) -> None:
         """Table ``touches``: rows at or before the conversion and inside the window."""
-        window = ("" if self.lookback is None else
-                  f"WHERE ts >= coalesce(conv_ts, max(ts) OVER (PARTITION BY journey)) "
-                  f"- {self.lookback * _DAY!r}")
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE kept AS
-            SELECT r.*, cv.conv_ts, cv.value AS conv_value FROM rows r LEFT JOIN cv USING (journey)
-            WHERE cv.conv_ts IS NULL OR r.ts <= cv.conv_ts""")
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE touches AS
-            WITH windowed AS (SELECT * FROM kept {_window_filter(self.lookback)})
+            WITH kept AS (SELECT r.journey, r.ts, r.channel, r.interaction, r.cost, r.device,
+                                 r.category, r.{self.row_sql} AS row, cv.conv_ts,
+                                 cv.value AS conv_value
+                          FROM rows r LEFT JOIN cv USING (journey)
+                          WHERE cv.conv_ts IS NULL OR r.ts <= cv.conv_ts),
+                 windowed AS (SELECT * FROM kept {_window_filter(self.lookback)})
             SELECT journey, ts, channel, interaction, cost, device, category, row,
                    conv_ts IS NOT NULL AS converted, coalesce(conv_value, 0.0) AS value, conv_ts,
-                   row_number() OVER (PARTITION BY journey ORDER BY ts, row) AS pos,
-                   count(*) OVER (PARTITION BY journey) AS n
-            FROM windowed""")
+                   row_number() OVER w AS pos, count(*) OVER (PARTITION BY journey) AS n,
+                   coalesce(ts = lag(ts) OVER w, false) AS tied
+            FROM windowed WINDOW w AS (PARTITION BY journey ORDER BY ts, row)""")
 
     def warnings(self, repeats: int) -> None:
         """Refer the input to the scanner when a warning needs its first offender's line."""
@@ -345,7 +378,8 @@ class _Reader:
         outside = 0
         if self.lookback is not None:
             outside = self.con.execute("""
-                SELECT count(*) FROM (SELECT DISTINCT journey FROM kept WHERE conv_ts IS NOT NULL)
+                SELECT count(*) FROM (SELECT DISTINCT journey FROM rows JOIN cv USING (journey)
+                                      WHERE rows.ts <= cv.conv_ts)
                 ANTI JOIN (SELECT DISTINCT journey FROM touches) USING (journey)""").fetchall()[0][0]
         if repeats or orphans or before_none or outside:
             self.scanner("warnings")
@@ -358,8 +392,10 @@ class _Reader:
                 "after-conversion", int(late), f"{_count(int(late), 'touchpoint')} after the "
                 f"journey's conversion {'does' if late == 1 else 'do'} not count for it", False))
         if self.lookback is not None:
-            older = self.con.execute("SELECT (SELECT count(*) FROM kept) - "
-                                     "(SELECT count(*) FROM touches)").fetchall()[0][0]
+            older = self.con.execute(
+                "SELECT (SELECT count(*) FROM rows LEFT JOIN cv USING (journey) "
+                "WHERE cv.conv_ts IS NULL OR rows.ts <= cv.conv_ts) - "
+                "(SELECT count(*) FROM touches)").fetchall()[0][0]
             if older:
                 self.issues.append(DataIssue(
                     "before-lookback", int(older), f"{_count(int(older), 'touchpoint')} older "
@@ -421,8 +457,12 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
         reader.scanner(str(why))
         # the scanner reads what DuckDB does not (e.g. blank lines): the caller may use it
         raise UnreadableBySql(reader.tp_path, None, None, f"DuckDB cannot read it: {why}") from None
-    repeats = reader.distinct_touches()
+    reader.coded_rows()
     reader.counted_touches()
+    repeats = 0
+    if reader.may_repeat():
+        repeats = reader.drop_repeats()
+        reader.counted_touches()
     reader.warnings(repeats)
     reader.notes()
     con.execute("""
