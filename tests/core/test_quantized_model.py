@@ -176,3 +176,35 @@ def test_model_float32_is_a_setting_flag_and_variable() -> None:
     add_arguments(parser)
     assert from_sources(parser.parse_args(["--model-float32"]), {}).model_float32 is True
     assert from_sources(None, {"ATTRIBID_MODEL_FLOAT32": "1"}).model_float32 is True
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_and_train_shipped_write_the_gated_int8_variant_beside_float32(
+        tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from attribid.cli.main import main
+    from attribid.models.data.loader import write_journeys
+    from attribid.models.onnx.runtime import file_digest
+    from attribid.models.simulation.simulate import simulate
+
+    small = ["--epochs", "1", "--distill-epochs", "1", "--distill-journeys", "60",
+             "--batch-size", "128"]
+    assert main(["train-shipped", "--journeys", "400", "--out", str(tmp_path / "s")] + small) == 0
+    journeys, _ = simulate(WORLDS["balanced"], 400, seed=2)
+    tp, cv = tmp_path / "touchpoints.csv", tmp_path / "conversions.csv"
+    write_journeys(journeys, tp, cv)
+    assert main(["train", "--touchpoints", str(tp), "--conversions", str(cv),
+                 "--out", str(tmp_path / "t")] + small) == 0
+    for folder, data in ((tmp_path / "s", "simulated check journeys: 200 per world"),
+                         (tmp_path / "t", "held-out journeys: 40 of 400")):
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "attribid.int8.json", "attribid.int8.onnx", "attribid.json", "attribid.onnx"]
+        int8 = load_model(folder / contract.INT8_MODEL_FILE)
+        gate = int8.metadata[contract.META_PARITY]
+        assert gate["data"].startswith(data) and isinstance(gate["passed"], bool)
+        assert int8.metadata[contract.META_QUANTIZED_FROM] == file_digest(
+            folder / contract.MODEL_FILE)
+        assert int8.version == load_model(folder).version + "-int8"
+        side = json.loads((folder / "attribid.int8.json").read_text())
+        assert side[contract.META_PARITY] == gate
