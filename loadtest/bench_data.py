@@ -1,28 +1,203 @@
-"""Speed of the batch data path against floors measured in the same run.
+"""Speed of the batch data path: the engines' touchpoints/s and peak memory, and the steps
+against floors measured in the same run.
 
-    .venv/bin/python -m loadtest.bench_data [--journeys 200000] [--write docs/data-speed.md]
+    .venv/bin/python -m loadtest.bench_data [--touchpoints 1000000,10000000] [--out docs]
+    .venv/bin/python -m loadtest.bench_data --steps [--journeys 200000] [--write docs/data-speed.md]
 
-Floors: the simulator against drawing its uniforms alone; the loader against
-reading the file's bytes and counting its lines in one NumPy pass; each classic
-model against one NumPy pass over the touches (bincount).
-Figures are medians of ``--repeats`` runs after a warm-up that compiles the kernels.
+Engines (the default): for each size, simulated journeys are written as Parquet parts
+(``attribid simulate --format parquet``) and as one CSV file each (copied from the parts
+by DuckDB); each method then runs as ``attribid attribute --engine E`` in a child process
+of its own, timed from start to exit, its peak RSS read from its resource usage
+(``os.wait4``). DuckDB reads the parts as one glob; the memory engine, which reads one
+file each, the parts joined into one Parquet file, and runs up to ``--memory-up-to``
+touchpoints. Results go to
+``runs/data-speed/`` (``engines.md``, ``engines.json``); with ``--out docs`` also to the
+section of docs/data-speed.md between the markers below, the rest of the file kept.
+
+Steps (``--steps``): the simulator against drawing its uniforms alone; the loader against
+reading the file's bytes and counting its lines in one NumPy pass; each classic model
+against one NumPy pass over the touches (bincount). Figures are medians of ``--repeats``
+runs after a warm-up that compiles the kernels.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from attribid.models.data.loader import load_journeys, write_journeys
 from attribid.models.attribution.classic import METHODS, attribute_journeys
+from attribid.models.data.loader import load_journeys, write_journeys
 from attribid.models.simulation.simulate import WORLDS, simulate
 
+BEGIN, END = "<!-- loadtest.bench_data: begin -->", "<!-- loadtest.bench_data: end -->"
+#: touchpoints per simulated journey, near enough to size a run (the balanced world's mean)
+TOUCHES_PER_JOURNEY = 4.0
+DEFAULT_METHODS = ("last-click", "time-decay", "markov", "shapley", "network")
+ROOT = Path(__file__).resolve().parents[1]
+ATTRIBID = [sys.executable, "-m", "attribid.cli.main"]
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """One ``attribid attribute`` run in a child process."""
+
+    touchpoints: int
+    file_format: str
+    engine: str
+    method: str
+    seconds: float
+    peak_rss_mb: float
+    exit_code: int
+
+    @property
+    def touchpoints_per_s(self) -> float:
+        return self.touchpoints / self.seconds if self.seconds > 0 else float("nan")
+
+
+def run_child(argv: list[str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit code) of one command in a child process."""
+    start = time.monotonic()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=ROOT)
+    # wait4 gives this child's own resource usage, not the sum over every child so far
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.monotonic() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss / 1024.0, child.returncode
+
+
+def _write_inputs(n_touchpoints: int, folder: Path, seed: int
+                  ) -> tuple[dict[str, tuple[str, str]], int]:
+    """Parquet parts and CSV files of about ``n_touchpoints``: format -> (touchpoints,
+    conversions) paths, and the exact count of touchpoint rows."""
+    import duckdb
+
+    n_journeys = max(int(n_touchpoints / TOUCHES_PER_JOURNEY), 1)
+    parts = max(1, n_journeys // 250_000)
+    parquet = folder / "parquet"
+    subprocess.run([*ATTRIBID, "simulate", "--world", "balanced", "--journeys",
+                    str(n_journeys), "--seed", str(seed), "--format", "parquet",
+                    "--parts", str(parts), "--out", str(parquet)], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, check=True)
+    tp_glob, cv_glob = str(parquet / "touchpoints/*.parquet"), str(parquet / "conversions/*.parquet")
+    tp_csv, cv_csv = folder / "touchpoints.csv", folder / "conversions.csv"
+    # the memory engine reads one file each: the parts joined
+    tp_one, cv_one = folder / "touchpoints.parquet", folder / "conversions.parquet"
+    with duckdb.connect() as con:
+        for src, dst, options in ((tp_glob, tp_csv, "HEADER"), (cv_glob, cv_csv, "HEADER"),
+                                  (tp_glob, tp_one, "FORMAT parquet"),
+                                  (cv_glob, cv_one, "FORMAT parquet")):
+            con.execute(f"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' ({options})")
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{tp_glob}')").fetchall()[0][0]
+    return {"parquet": (tp_glob, cv_glob), "csv": (str(tp_csv), str(cv_csv)),
+            "one-parquet": (str(tp_one), str(cv_one))}, int(rows)
+
+
+def measure_engines(sizes: list[int], methods: list[str], memory_up_to: int,
+                    formats: list[str], work: Path, seed: int = 1,
+                    log: Callable[[str], None] = print) -> list[EngineRun]:
+    """Every (size, format, engine, method) run, each in a child process."""
+    runs = []
+    for size in sizes:
+        folder = work / f"t{size}"
+        folder.mkdir(parents=True, exist_ok=True)
+        log(f"writing ~{size:,} touchpoints under {folder}")
+        inputs, rows = _write_inputs(size, folder, seed)
+        for fmt in formats:
+            for engine in ("duckdb", "memory"):
+                if engine == "memory" and rows > memory_up_to:
+                    continue
+                tp, cv = inputs["one-parquet" if (fmt, engine) == ("parquet", "memory") else fmt]
+                for method in methods:
+                    seconds, rss, code = run_child([
+                        *ATTRIBID, "attribute", "--touchpoints", tp, "--conversions", cv,
+                        "--method", method, "--engine", engine, "--format", "json"])
+                    run = EngineRun(rows, fmt, engine, method, seconds, rss, code)
+                    log(f"{rows:>11,} {fmt:7} {engine:6} {method:15} {seconds:8.2f} s "
+                        f"{rss:8.0f} MB {run.touchpoints_per_s:12,.0f} touchpoints/s"
+                        + ("" if code == 0 else f"  exit {code}"))
+                    runs.append(run)
+    return runs
+
+
+def machine() -> str:
+    """The machine in one line: CPU model, cores, memory, Python, load when measured."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
+        memory = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    load = ", load average {:.1f} at the start".format(os.getloadavg()[0])
+    return (f"{model}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}"
+            f"{load}")
+
+
+def render_engines(runs: list[EngineRun], command: str, where: str) -> str:
+    """The runs as a Markdown section: one row per run, DuckDB next to memory."""
+    lines = [BEGIN, "## Engines: DuckDB against memory", "",
+             f"Command: `{command}`", "",
+             f"Machine: {where}. Each run is `attribid attribute --method M --engine E "
+             "--format json` in a child process of its own, timed from its start to its "
+             "exit (interpreter start and imports included); peak RSS is the child's "
+             "`ru_maxrss`. Parquet: DuckDB reads the parts as one glob, the memory engine the parts "
+             "joined into one file. One run each: other processes share the machine.", "",
+             "| touchpoints | input | method | duckdb s | duckdb touchpoints/s | duckdb peak MB "
+             "| memory s | memory touchpoints/s | memory peak MB |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    keyed = {(r.touchpoints, r.file_format, r.method, r.engine): r for r in runs}
+    seen = list(dict.fromkeys((r.touchpoints, r.file_format, r.method) for r in runs))
+    for size, fmt, method in seen:
+        cells = [f"{size:,}", fmt, method]
+        for engine in ("duckdb", "memory"):
+            r = keyed.get((size, fmt, method, engine))
+            if r is None:
+                cells += ["-", "-", "-"]
+            elif r.exit_code != 0:
+                cells += [f"exit {r.exit_code}", "-", f"{r.peak_rss_mb:,.0f}"]
+            else:
+                cells += [f"{r.seconds:.2f}", f"{r.touchpoints_per_s:,.0f}",
+                          f"{r.peak_rss_mb:,.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", END]
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(text: str, section: str) -> str:
+    """``text`` with the marked section replaced by ``section`` (appended when absent).
+
+    >>> replace_section("# A\\n", BEGIN + "\\nx\\n" + END + "\\n").splitlines()[-1] == END
+    True
+    >>> replace_section("a\\n" + BEGIN + "\\nold\\n" + END + "\\nb\\n", "new\\n")
+    'a\\nnew\\nb\\n'
+    """
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        return head + section + tail
+    return text.rstrip("\n") + "\n\n" + section
+
+
+# --- the steps against their floors ---
 
 def _median_s(fn: Callable[[], object], repeats: int) -> float:
     times = []
@@ -86,18 +261,65 @@ def render(rows: list[tuple[str, str, float, float, str]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--journeys", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--write", default=None, help="also write the Markdown report here")
-    args = parser.parse_args(argv)
-    command = "python -m loadtest.bench_data " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = render(measure(args.journeys, args.repeats), command.strip())
+def _steps(args: argparse.Namespace, command: str) -> None:
+    text = render(measure(args.journeys, args.repeats), command)
     print(text)
     if args.write:
-        with open(args.write, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        old = Path(args.write).read_text(encoding="utf-8") if Path(args.write).exists() else ""
+        # the engines' section, when the file has one, stays as it is
+        if BEGIN in old and END in old:
+            text = text.rstrip("\n") + "\n\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] \
+                + END + "\n"
+        Path(args.write).write_text(text, encoding="utf-8")
+
+
+def _engines(args: argparse.Namespace, command: str) -> None:
+    sizes = [int(float(s)) for s in args.touchpoints.split(",") if s.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    where = machine()
+    out = Path(args.runs)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.work) as work:
+        runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(work))
+    section = render_engines(runs, command, where)
+    (out / "engines.md").write_text(section, encoding="utf-8")
+    (out / "engines.json").write_text(json.dumps(
+        {"command": command, "machine": where,
+         "runs": [{**asdict(r), "touchpoints_per_s": r.touchpoints_per_s} for r in runs]},
+        indent=2) + "\n", encoding="utf-8")
+    print(section)
+    if args.out:
+        doc = Path(args.out) / "data-speed.md"
+        old = doc.read_text(encoding="utf-8") if doc.exists() else ""
+        doc.write_text(replace_section(old, section), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--touchpoints", default="1000000,10000000",
+                        help="sizes to run, comma-separated (default 1e6 and 1e7)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"methods to run (default {','.join(DEFAULT_METHODS)})")
+    parser.add_argument("--formats", default="parquet,csv", help="inputs: parquet, csv")
+    parser.add_argument("--memory-up-to", type=int, default=10_000_000,
+                        help="largest input the memory engine reads (default 1e7 touchpoints)")
+    parser.add_argument("--runs", default="runs/data-speed", help="where results go")
+    parser.add_argument("--out", default=None,
+                        help="also write the section of OUT/data-speed.md (e.g. docs)")
+    parser.add_argument("--work", default=None, help="folder for the inputs (default: tmp)")
+    parser.add_argument("--steps", action="store_true",
+                        help="the steps against their floors instead of the engines")
+    parser.add_argument("--journeys", type=int, default=200_000, help="--steps: journeys")
+    parser.add_argument("--repeats", type=int, default=3, help="--steps: repeats")
+    parser.add_argument("--write", default=None, help="--steps: also write the report here")
+    args = parser.parse_args(argv)
+    command = ("python -m loadtest.bench_data "
+               + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    if args.steps:
+        _steps(args, command)
+    else:
+        _engines(args, command)
     return 0
 
 

@@ -35,17 +35,18 @@ def run(args: argparse.Namespace) -> int:
 
     >>> import tempfile
     >>> run(argparse.Namespace(world="recency", journeys=50, seed=1,
-    ...                        out=tempfile.mkdtemp(), format="csv", parts=None))
-    ... # doctest: +ELLIPSIS
+    ...                        out=tempfile.mkdtemp()))  # doctest: +ELLIPSIS
     wrote 50 journeys (... touchpoints, ... conversions) of world 'recency' to ...
     0
     """
     if args.journeys < 1:
         raise CommandError(f"--journeys: must be >= 1, got {args.journeys}")
-    if args.parts is not None and args.format != "parquet":
+    # a Namespace made by hand before these flags existed means CSV
+    file_format, parts = getattr(args, "format", "csv"), getattr(args, "parts", None)
+    if parts is not None and file_format != "parquet":
         raise CommandError("--parts applies to --format parquet only")
-    if args.format == "parquet":
-        parts = 1 if args.parts is None else args.parts
+    if file_format == "parquet":
+        parts = 1 if parts is None else parts
         if not 1 <= parts <= args.journeys:
             raise CommandError(f"--parts: must be in [1, --journeys], got {parts}")
         with errors_as(BAD_INPUT, ValueError):

@@ -138,10 +138,10 @@ def shapley_totals(tables: JourneyTables) -> Totals:
     if n_channels > MAX_SET_CHANNELS:
         raise ValueError(f"shapley supports at most {MAX_SET_CHANNELS} channels, "
                          f"got {n_channels}")
-    rows = tables.query("""
+    rows = tables.query(f"""
         SELECT mask, count(*), count(*) FILTER (converted),
                coalesce(sum(value) FILTER (converted), 0.0)
-        FROM journeys GROUP BY mask ORDER BY mask""")
+        FROM {tables.per_journey()} GROUP BY mask ORDER BY mask""")
     size = 1 << n_channels
     seen, conv = np.zeros(size), np.zeros(size)
     value_of = np.zeros(size)

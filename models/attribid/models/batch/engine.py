@@ -10,8 +10,9 @@ and outside the lookback window left out) as two tables the methods query:
   ``channel`` (code into ``channels``), ``interaction``, ``cost``, ``device``,
   ``category``, ``pos`` (1 = oldest), ``n`` (the journey's touches), ``converted``,
   ``value``, ``conv_ts``;
-- ``journeys``: one row per journey with a counted touch: ``journey``, ``n``,
-  ``converted``, ``value``, ``first_ts``, ``conv_ts``, ``mask`` (bit c: channel c present).
+- ``journeys`` (``JourneyTables.per_journey`` makes it when first asked): one row per
+  journey with a counted touch: ``journey``, ``n``, ``converted``, ``value``,
+  ``first_ts``, ``conv_ts``, ``mask`` (bit c: channel c present).
 
 The tables live in DuckDB's buffer, which spills to its temporary directory; only
 aggregates come back to Python. Whatever needs the line scanner's judgement (a malformed
@@ -61,6 +62,16 @@ class JourneyTables:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """The rows of one query over the tables (small aggregates only)."""
         return self.con.execute(sql, params or []).fetchall()
+
+    def per_journey(self) -> str:
+        """The name of the ``journeys`` table, made on first use (not every method needs it)."""
+        self.con.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS journeys AS
+            SELECT journey, any_value(n) AS n, bool_or(converted) AS converted,
+                   any_value(value) AS value, min(ts) AS first_ts, any_value(conv_ts) AS conv_ts,
+                   bit_or(CAST(1 AS BIGINT) << channel) AS mask
+            FROM touches GROUP BY journey""")
+        return "journeys"
 
     def close(self) -> None:
         self.con.close()
@@ -155,10 +166,11 @@ _BAD_TIME = "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, t
 
 
 def _open_view(con: duckdb.DuckDBPyConnection, source: _Source, name: str,
-               columns: list[str], numeric: dict[str, str],
-               tests: dict[str, str]) -> dict[str, int]:
+               columns: list[str], numeric: dict[str, str], tests: dict[str, str],
+               distinct: tuple[str, ...] = ()) -> tuple[dict[str, int], dict[str, list[Any]]]:
     """View ``name`` of the source's rows, values trimmed, and one pass over it: the rows,
-    the unit counts and how many rows fail each of ``tests`` (SQL predicates)."""
+    the unit counts, how many rows fail each of ``tests`` (SQL predicates), and the
+    distinct values of the ``distinct`` columns."""
     missing = [c for c in ("journey_id", "timestamp", *numeric) if c not in source.types]
     if missing:
         raise _NeedsScanner(f"missing column {missing[0]}")
@@ -170,8 +182,8 @@ def _open_view(con: duckdb.DuckDBPyConnection, source: _Source, name: str,
                     f"FROM {source.sql(types)}")
         try:
             found = con.execute("SELECT " + ", ".join(
-                f"count(*) FILTER ({sql})" for sql in counts.values()) + f" FROM {name}"
-            ).fetchall()[0]
+                [f"count(*) FILTER ({sql})" for sql in counts.values()]
+                + [f"list(DISTINCT {c})" for c in distinct]) + f" FROM {name}").fetchall()[0]
             break
         except duckdb.Error as exc:
             # an ISO-8601 time in a column read as numbers: read it as text instead
@@ -181,7 +193,9 @@ def _open_view(con: duckdb.DuckDBPyConnection, source: _Source, name: str,
     bad = [what for what in tests if profile[what]]
     if bad:
         raise _NeedsScanner(f"{source.path}: {', '.join(bad)}")
-    return profile
+    values = {c: [v for v in found[len(counts) + k] or () if v is not None]
+              for k, c in enumerate(distinct)}
+    return profile, values
 
 
 def _unit(profile: dict[str, int], unit: str | None) -> str:
@@ -252,12 +266,13 @@ class _Reader:
             if c not in source.types:
                 raise _NeedsScanner(f"missing column {c}")
         known = ", ".join(_quoted(k) for k in INTERACTIONS)
-        profile = _open_view(self.con, source, "tp_raw", columns, {"cost": "DOUBLE"}, {
+        profile, self.spelled = _open_view(self.con, source, "tp_raw", columns, {"cost": "DOUBLE"}, {
             "empty journey_id": "journey IS NULL OR journey = ''",
             "empty channel": "channel_name IS NULL OR channel_name = ''",
             "bad timestamp": _BAD_TIME,
             "bad interaction": f"interaction IS NULL OR interaction NOT IN ({known})",
-            "bad cost": "cost IS NULL OR NOT isfinite(cost) OR cost < 0"})
+            "bad cost": "cost IS NULL OR NOT isfinite(cost) OR cost < 0"},
+            ("channel_name", "device", "product_category"))
         self.n_rows = profile["rows"]
         if not self.n_rows:
             raise _NeedsScanner("no rows after the header")
@@ -267,7 +282,7 @@ class _Reader:
 
     def read_conversions(self) -> None:
         source = _Source(self.con, self.cv_path, "conversions")
-        profile = _open_view(self.con, source, "cv_raw", ["trim(journey_id) AS journey", "value"],
+        profile, _ = _open_view(self.con, source, "cv_raw", ["trim(journey_id) AS journey", "value"],
                              {"value": "DOUBLE"}, {
             "empty journey_id": "journey IS NULL OR journey = ''",
             "bad timestamp": _BAD_TIME,
@@ -291,10 +306,7 @@ class _Reader:
 
     def channel_codes(self) -> tuple[str, ...]:
         """The channel order, and the code of every spelling of a channel, device, category."""
-        found = self.con.execute(
-            "SELECT channel_name, device, product_category FROM tp_raw "
-            "GROUP BY GROUPING SETS ((channel_name), (device), (product_category))").fetchall()
-        spellings = sorted({c for c, _, _ in found if c is not None})
+        spellings = sorted(self.spelled["channel_name"])
         order = _channel_order(spellings)
         if order is None:
             # merged spellings: the scanner's issues name them; its order is the loader's
@@ -302,9 +314,9 @@ class _Reader:
             order = _scanned_order(self.tp_path, self.cv_path, self.time_unit, self.lookback)
         position = {name.casefold(): code for code, name in enumerate(order)}
         self.channel_sql = _case("t.channel_name", [(c, position[c.casefold()]) for c in spellings], -1)
-        devices = sorted({d for _, d, _ in found if d is not None})
+        devices = sorted(self.spelled["device"])
         self.device_sql = _case("t.device", [(d, DEVICES.get(d, 0)) for d in devices], 0)
-        cats = sorted({k for _, _, k in found if k is not None})
+        cats = sorted(self.spelled["product_category"])
         self.category_sql = _case("t.product_category", [(k, category_code(k)) for k in cats],
                                   UNKNOWN_CATEGORY)
         return order
@@ -371,10 +383,9 @@ class _Reader:
     def warnings(self, repeats: int) -> None:
         """Refer the input to the scanner when a warning needs its first offender's line."""
         orphans, before_none = self.con.execute("""
-            SELECT (SELECT count(*) FROM cv ANTI JOIN (SELECT DISTINCT journey FROM rows) r
-                    USING (journey)),
-                   (SELECT count(*) FROM cv JOIN (SELECT journey, min(ts) AS first FROM rows
-                    GROUP BY journey) r USING (journey) WHERE r.first > cv.conv_ts)""").fetchall()[0]
+            WITH firsts AS (SELECT journey, min(ts) AS first FROM rows GROUP BY journey)
+            SELECT count(*) FILTER (f.journey IS NULL), count(*) FILTER (f.first > cv.conv_ts)
+            FROM cv LEFT JOIN firsts f USING (journey)""").fetchall()[0]
         outside = 0
         if self.lookback is not None:
             outside = self.con.execute("""
@@ -465,17 +476,13 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
         reader.counted_touches()
     reader.warnings(repeats)
     reader.notes()
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE journeys AS
-        SELECT journey, any_value(n) AS n, bool_or(converted) AS converted,
-               any_value(value) AS value, min(ts) AS first_ts, any_value(conv_ts) AS conv_ts,
-               bit_or(CAST(1 AS BIGINT) << channel) AS mask
-        FROM touches GROUP BY journey""")
+    con.execute("DROP TABLE IF EXISTS journeys")
     spend = np.zeros(len(channels))
     for code, cost in con.execute("SELECT channel, sum(cost) FROM rows GROUP BY channel").fetchall():
         spend[int(code)] = float(cost)
+    # a journey's first touch stands for the journey
     n, conv, revenue = con.execute(
         "SELECT count(*), count(*) FILTER (converted), "
-        "coalesce(sum(value) FILTER (converted), 0) FROM journeys").fetchall()[0]
+        "coalesce(sum(value) FILTER (converted), 0) FROM touches WHERE pos = 1").fetchall()[0]
     issues = reader.scanned if reader.scanned is not None else tuple(reader.issues)
     return JourneyTables(con, channels, spend, tuple(issues), int(n), int(conv), float(revenue))

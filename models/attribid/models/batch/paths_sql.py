@@ -45,7 +45,7 @@ def _bucket_counts(tables: JourneyTables, column: str, buckets: list[tuple[float
     for lo, hi in buckets:
         inside = f"{column} >= {lo!r}" + ("" if math.isinf(hi) else f" AND {column} {top} {hi!r}")
         parts += [f"count(*) FILTER ({inside})", f"count(*) FILTER ({inside} AND converted)"]
-    row = tables.query(f"SELECT {', '.join(parts)} FROM journeys {where}")[0]
+    row = tables.query(f"SELECT {', '.join(parts)} FROM {tables.per_journey()} {where}")[0]
     return [(float(row[2 * k]), float(row[2 * k + 1])) for k in range(len(buckets))]
 
 
@@ -68,7 +68,7 @@ def sql_path_report(tables: JourneyTables) -> PathReport:
         time_rows = tuple((label, c) for (label, _, _), (_, c) in zip(TIME_BUCKETS, times))
         # the memory report's median: the first hour count whose running total reaches half
         k = math.ceil(tables.conversions / 2) - 1
-        median = float(tables.query(f"SELECT {hours} AS h FROM journeys WHERE converted "
+        median = float(tables.query(f"SELECT {hours} AS h FROM {tables.per_journey()} WHERE converted "
                                     "ORDER BY h LIMIT 1 OFFSET ?", [k])[0][0])
     rows, cols, matrix = markov_chain(tables, 1).transition_matrix()
     return PathReport(float(tables.n_journeys), float(tables.conversions), tables.revenue,
