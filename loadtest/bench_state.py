@@ -354,12 +354,13 @@ def section(results: dict[str, Any]) -> str:
     ])
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put ``text`` in place of this script's section of ``path`` (appended the first time)."""
+def write_section(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``text`` in place of the section of ``path`` between ``begin`` and ``end`` (this
+    script's by default; appended the first time)."""
     old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text + rest.split(END, 1)[1]
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + text + rest.split(end, 1)[1]
     else:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     path.write_text(new)
