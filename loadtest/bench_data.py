@@ -90,7 +90,8 @@ def _write_inputs(n_touchpoints: int, folder: Path, seed: int
                     str(n_journeys), "--seed", str(seed), "--format", "parquet",
                     "--parts", str(parts), "--out", str(parquet)], cwd=ROOT,
                    stdout=subprocess.DEVNULL, check=True)
-    tp_glob, cv_glob = str(parquet / "touchpoints/*.parquet"), str(parquet / "conversions/*.parquet")
+    tp_glob = str(parquet / "touchpoints" / "*.parquet")
+    cv_glob = str(parquet / "conversions" / "*.parquet")
     tp_csv, cv_csv = folder / "touchpoints.csv", folder / "conversions.csv"
     # the memory engine reads one file each: the parts joined
     tp_one, cv_one = folder / "touchpoints.parquet", folder / "conversions.parquet"
@@ -159,8 +160,8 @@ def render_engines(runs: list[EngineRun], command: str, where: str) -> str:
              f"Machine: {where}. Each run is `attribid attribute --method M --engine E "
              "--format json` in a child process of its own, timed from its start to its "
              "exit (interpreter start and imports included); peak RSS is the child's "
-             "`ru_maxrss`. Parquet: DuckDB reads the parts as one glob, the memory engine the parts "
-             "joined into one file. One run each: other processes share the machine.", "",
+             "`ru_maxrss`. Parquet: DuckDB reads the parts as one glob, the memory engine "
+             "the parts joined into one file. One run each: other processes share the machine.", "",
              "| touchpoints | input | method | duckdb s | duckdb touchpoints/s | duckdb peak MB "
              "| memory s | memory touchpoints/s | memory peak MB |",
              "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = ("python -m loadtest.bench_data "
                + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    if not args.steps and args.write:
+        parser.error("--write applies to --steps (the engines' report goes to --runs and --out)")
     if args.steps:
         _steps(args, command)
     else:

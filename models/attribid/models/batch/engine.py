@@ -22,7 +22,6 @@ offender's line; channel spellings merged, spelled as first seen) is asked of
 """
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -33,16 +32,14 @@ import numpy as np
 from attribid.kernels.taxonomy import (
     DEFAULT_CHANNELS, DEVICES, INTERACTIONS, MAX_CHANNELS, UNKNOWN_CATEGORY, category_code,
 )
+from attribid.models.batch.sources import (
+    BAD_TIME, NeedsScanner, Source, case_sql, epoch_unit, is_glob, kind_of, open_view, quoted,
+    seconds_sql,
+)
 from attribid.models.data.loader import TIME_UNITS, DataIssue, read_journeys
 from attribid.models.data.tables import DataError
 
-#: file suffixes read as a DuckDB database (tables ``touchpoints`` and ``conversions``)
-DATABASE_SUFFIXES = (".duckdb", ".ddb", ".db")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-#: epoch numbers at or above this are milliseconds; milliseconds stop at the second bound
-MILLISECONDS_FROM, MILLISECONDS_UNTIL = 1e11, 1e14
 _DAY = 86400.0
-_TEXT_COLUMNS = ("journey_id", "channel", "interaction", "device", "product_category")
 
 
 @dataclass(frozen=True)
@@ -77,146 +74,8 @@ class JourneyTables:
         self.con.close()
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _kind(path: str) -> str:
-    lower = path.lower()
-    if lower.endswith(DATABASE_SUFFIXES):
-        return "database"
-    return "parquet" if lower.endswith(PARQUET_SUFFIXES) else "csv"
-
-
-def _is_glob(path: str) -> bool:
-    return any(ch in path for ch in "*?[")
-
-
-class _Source:
-    """One input (file, glob or database table) as SQL, with its columns and their types."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, table: str) -> None:
-        self.path, self.kind = path, _kind(path)
-        if not _is_glob(path) and not os.path.exists(path):
-            raise DataError(path, None, None, "cannot open: No such file or directory")
-        if _is_glob(path) and not glob.glob(path):
-            raise DataError(path, None, None, "no file matches")
-        if self.kind == "database":
-            alias = f"db_{table}"
-            con.execute(f"ATTACH {_quoted(path)} AS {alias} (READ_ONLY)")
-            self._sql = f"{alias}.{table}"
-        elif self.kind == "parquet":
-            self._sql = f"read_parquet({_quoted(path)}, union_by_name = true)"
-        else:
-            self._sql = ""
-        try:
-            described = con.execute(f"DESCRIBE SELECT * FROM {self.sql({})}").fetchall()
-        except duckdb.Error as exc:
-            raise _NeedsScanner(str(exc).splitlines()[0]) from None
-        self.types = {str(name): str(kind) for name, kind, *_ in described}
-
-    def sql(self, types: dict[str, str]) -> str:
-        if self._sql:
-            return self._sql
-        if not types:
-            # the header only: every column as text, nothing converted
-            return f"read_csv({_quoted(self.path)}, header = true, all_varchar = true)"
-        spec = ", ".join(f"{_quoted(k)}: {_quoted(v)}" for k, v in types.items())
-        return (f"read_csv({_quoted(self.path)}, header = true, types = {{{spec}}}, "
-                "union_by_name = true)")
-
-    def csv_types(self, numeric: dict[str, str], time_as_text: bool) -> dict[str, str]:
-        """DuckDB types for a CSV's columns: names as text, numbers as DOUBLE."""
-        types = {c: "VARCHAR" for c in _TEXT_COLUMNS if c in self.types}
-        types.update({c: t for c, t in numeric.items() if c in self.types})
-        if "timestamp" in self.types:
-            types["timestamp"] = "VARCHAR" if time_as_text else "DOUBLE"
-        return types
-
-
-def _time_columns(source: _Source, time_as_text: bool) -> str:
-    """``ts_num`` (an epoch number, unit not yet applied) and ``ts_iso`` (seconds) columns."""
-    kind = source.types.get("timestamp", "VARCHAR").upper()
-    if source.kind == "csv":
-        kind = "VARCHAR" if time_as_text else "DOUBLE"
-    if kind.startswith("TIMESTAMP") or kind == "DATE":
-        return "CAST(NULL AS DOUBLE) AS ts_num, epoch(\"timestamp\") AS ts_iso"
-    if kind in ("VARCHAR", "TEXT"):
-        return ("TRY_CAST(trim(\"timestamp\") AS DOUBLE) AS ts_num, "
-                "CASE WHEN TRY_CAST(trim(\"timestamp\") AS DOUBLE) IS NULL THEN "
-                "epoch(TRY_CAST(trim(\"timestamp\") AS TIMESTAMPTZ)) END AS ts_iso")
-    return "CAST(\"timestamp\" AS DOUBLE) AS ts_num, CAST(NULL AS DOUBLE) AS ts_iso"
-
-
 class UnreadableBySql(DataError):
     """Input the line scanner reads but DuckDB does not: read it with the memory engine."""
-
-
-class _NeedsScanner(Exception):
-    """The input needs the line scanner's word: an error message or a warning's line."""
-
-
-#: the unit counts every profile takes: epoch numbers of milliseconds' size, of seconds',
-#: and too large for either
-_UNIT_COUNTS = {
-    "big": f"abs(ts_num) >= {MILLISECONDS_FROM}", "small": f"abs(ts_num) < {MILLISECONDS_FROM}",
-    "huge": f"abs(ts_num) >= {MILLISECONDS_UNTIL}",
-}
-_BAD_TIME = "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, ts_iso))"
-
-
-def _open_view(con: duckdb.DuckDBPyConnection, source: _Source, name: str,
-               columns: list[str], numeric: dict[str, str], tests: dict[str, str],
-               distinct: tuple[str, ...] = ()) -> tuple[dict[str, int], dict[str, list[Any]]]:
-    """View ``name`` of the source's rows, values trimmed, and one pass over it: the rows,
-    the unit counts, how many rows fail each of ``tests`` (SQL predicates), and the
-    distinct values of the ``distinct`` columns."""
-    missing = [c for c in ("journey_id", "timestamp", *numeric) if c not in source.types]
-    if missing:
-        raise _NeedsScanner(f"missing column {missing[0]}")
-    counts = {"rows": "true", **_UNIT_COUNTS, **tests}
-    for time_as_text in (False, True):
-        types = source.csv_types(numeric, time_as_text) if source.kind == "csv" else {}
-        select = ", ".join([*columns, _time_columns(source, time_as_text)])
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {select} "
-                    f"FROM {source.sql(types)}")
-        try:
-            found = con.execute("SELECT " + ", ".join(
-                [f"count(*) FILTER ({sql})" for sql in counts.values()]
-                + [f"list(DISTINCT {c})" for c in distinct]) + f" FROM {name}").fetchall()[0]
-            break
-        except duckdb.Error as exc:
-            # an ISO-8601 time in a column read as numbers: read it as text instead
-            if time_as_text or source.kind != "csv":
-                raise _NeedsScanner(str(exc).splitlines()[0]) from None
-    profile = {what: int(n) for what, n in zip(counts, found)}
-    bad = [what for what in tests if profile[what]]
-    if bad:
-        raise _NeedsScanner(f"{source.path}: {', '.join(bad)}")
-    values = {c: [v for v in found[len(counts) + k] or () if v is not None]
-              for k, c in enumerate(distinct)}
-    return profile, values
-
-
-def _unit(profile: dict[str, int], unit: str | None) -> str:
-    """The epoch unit of a source's numbers, by their size unless ``unit`` is given."""
-    if unit is not None:
-        return unit
-    if profile["big"] and (profile["small"] or profile["huge"]):
-        raise _NeedsScanner("epoch seconds and milliseconds mixed, or too large")
-    return "ms" if profile["big"] else "s"
-
-
-def _seconds(unit: str) -> str:
-    return f"coalesce(ts_num * {TIME_UNITS[unit]!r}, ts_iso)"
-
-
-def _case(column: str, pairs: list[tuple[str, int]], default: int) -> str:
-    """SQL mapping a text column to codes (few distinct values: one CASE, no join)."""
-    if not pairs:
-        return str(default)
-    whens = " ".join(f"WHEN {_quoted(k)} THEN {v}" for k, v in pairs)
-    return f"coalesce(CASE {column} {whens} END, {default})"
 
 
 def _channel_order(spellings: list[str]) -> tuple[str, ...] | None:
@@ -247,7 +106,7 @@ class _Reader:
     def scanner(self, why: str) -> tuple[DataIssue, ...]:
         """What the line scanner finds (it raises DataError on a malformed value)."""
         if self.scanned is None:
-            if any(_is_glob(p) or _kind(p) == "database" for p in (self.tp_path, self.cv_path)):
+            if any(is_glob(p) or kind_of(p) == "database" for p in (self.tp_path, self.cv_path)):
                 raise DataError(self.tp_path, None, None, why)
             loaded = read_journeys(self.tp_path, self.cv_path, time_unit=self.time_unit,
                                    lookback_days=self.lookback)
@@ -255,7 +114,7 @@ class _Reader:
         return self.scanned
 
     def read_touchpoints(self) -> None:
-        source = _Source(self.con, self.tp_path, "touchpoints")
+        source = Source(self.con, self.tp_path, "touchpoints")
         columns = ["trim(journey_id) AS journey", "trim(channel) AS channel_name",
                    "lower(trim(interaction)) AS interaction", "cost"]
         columns.append("lower(trim(device)) AS device" if "device" in source.types
@@ -264,36 +123,37 @@ class _Reader:
                        else "CAST(NULL AS VARCHAR) AS product_category")
         for c in ("channel", "interaction", "cost"):
             if c not in source.types:
-                raise _NeedsScanner(f"missing column {c}")
-        known = ", ".join(_quoted(k) for k in INTERACTIONS)
-        profile, self.spelled = _open_view(self.con, source, "tp_raw", columns, {"cost": "DOUBLE"}, {
+                raise NeedsScanner(f"missing column {c}")
+        known = ", ".join(quoted(k) for k in INTERACTIONS)
+        numeric = {"cost": "DOUBLE"}
+        profile, self.spelled = open_view(self.con, source, "tp_raw", columns, numeric, {
             "empty journey_id": "journey IS NULL OR journey = ''",
             "empty channel": "channel_name IS NULL OR channel_name = ''",
-            "bad timestamp": _BAD_TIME,
+            "bad timestamp": BAD_TIME,
             "bad interaction": f"interaction IS NULL OR interaction NOT IN ({known})",
             "bad cost": "cost IS NULL OR NOT isfinite(cost) OR cost < 0"},
             ("channel_name", "device", "product_category"))
         self.n_rows = profile["rows"]
         if not self.n_rows:
-            raise _NeedsScanner("no rows after the header")
-        self.tp_unit = _unit(profile, self.time_unit)
+            raise NeedsScanner("no rows after the header")
+        self.tp_unit = epoch_unit(profile, self.time_unit)
         if self.time_unit is None and self.tp_unit != "s":
             self.issues.append(self._unit_note(self.tp_path, self.n_rows))
 
     def read_conversions(self) -> None:
-        source = _Source(self.con, self.cv_path, "conversions")
-        profile, _ = _open_view(self.con, source, "cv_raw", ["trim(journey_id) AS journey", "value"],
-                             {"value": "DOUBLE"}, {
+        source = Source(self.con, self.cv_path, "conversions")
+        columns = ["trim(journey_id) AS journey", "value"]
+        profile, _ = open_view(self.con, source, "cv_raw", columns, {"value": "DOUBLE"}, {
             "empty journey_id": "journey IS NULL OR journey = ''",
-            "bad timestamp": _BAD_TIME,
+            "bad timestamp": BAD_TIME,
             "bad value": "value IS NULL OR NOT isfinite(value) OR value < 0"})
-        self.cv_unit = _unit(profile, self.time_unit)
+        self.cv_unit = epoch_unit(profile, self.time_unit)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE cv AS SELECT journey, "
-                         f"{_seconds(self.cv_unit)} AS conv_ts, value FROM cv_raw")
+                         f"{seconds_sql(self.cv_unit)} AS conv_ts, value FROM cv_raw")
         n, distinct = self.con.execute(
             "SELECT count(*), count(DISTINCT journey) FROM cv").fetchall()[0]
         if n != distinct:
-            raise _NeedsScanner("a journey converts twice")
+            raise NeedsScanner("a journey converts twice")
         if n == 0:
             # a warning, not an error: the scanner's message names the file
             self.scanner("no conversions")
@@ -313,21 +173,22 @@ class _Reader:
             self.scanner("channel names differ only in case")
             order = _scanned_order(self.tp_path, self.cv_path, self.time_unit, self.lookback)
         position = {name.casefold(): code for code, name in enumerate(order)}
-        self.channel_sql = _case("t.channel_name", [(c, position[c.casefold()]) for c in spellings], -1)
+        self.channel_sql = case_sql("t.channel_name",
+                                 [(c, position[c.casefold()]) for c in spellings], -1)
         devices = sorted(self.spelled["device"])
-        self.device_sql = _case("t.device", [(d, DEVICES.get(d, 0)) for d in devices], 0)
+        self.device_sql = case_sql("t.device", [(d, DEVICES.get(d, 0)) for d in devices], 0)
         cats = sorted(self.spelled["product_category"])
-        self.category_sql = _case("t.product_category", [(k, category_code(k)) for k in cats],
+        self.category_sql = case_sql("t.product_category", [(k, category_code(k)) for k in cats],
                                   UNKNOWN_CATEGORY)
         return order
 
     def coded_rows(self) -> None:
         """Table ``rows``: every touch row with its codes, in file order (its ``rowid``)."""
-        interaction = _case("t.interaction", list(INTERACTIONS.items()), 0)
+        interaction = case_sql("t.interaction", list(INTERACTIONS.items()), 0)
         # a projection of one scan, so that insertion (file) order is kept: codes by CASE
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE rows AS
-            SELECT t.journey, {_seconds(self.tp_unit)} AS ts,
+            SELECT t.journey, {seconds_sql(self.tp_unit)} AS ts,
                    CAST({self.channel_sql} AS INTEGER) AS channel,
                    CAST({interaction} AS TINYINT) AS interaction, t.cost,
                    CAST({self.device_sql} AS TINYINT) AS device,
@@ -391,7 +252,8 @@ class _Reader:
             outside = self.con.execute("""
                 SELECT count(*) FROM (SELECT DISTINCT journey FROM rows JOIN cv USING (journey)
                                       WHERE rows.ts <= cv.conv_ts)
-                ANTI JOIN (SELECT DISTINCT journey FROM touches) USING (journey)""").fetchall()[0][0]
+                ANTI JOIN (SELECT DISTINCT journey FROM touches) USING (journey)"""
+            ).fetchall()[0][0]
         if repeats or orphans or before_none or outside:
             self.scanner("warnings")
 
@@ -464,7 +326,7 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
         reader.read_touchpoints()
         reader.read_conversions()
         channels = reader.channel_codes()
-    except _NeedsScanner as why:
+    except NeedsScanner as why:
         reader.scanner(str(why))
         # the scanner reads what DuckDB does not (e.g. blank lines): the caller may use it
         raise UnreadableBySql(reader.tp_path, None, None, f"DuckDB cannot read it: {why}") from None
@@ -478,7 +340,8 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
     reader.notes()
     con.execute("DROP TABLE IF EXISTS journeys")
     spend = np.zeros(len(channels))
-    for code, cost in con.execute("SELECT channel, sum(cost) FROM rows GROUP BY channel").fetchall():
+    spent = con.execute("SELECT channel, sum(cost) FROM rows GROUP BY channel").fetchall()
+    for code, cost in spent:
         spend[int(code)] = float(cost)
     # a journey's first touch stands for the journey
     n, conv, revenue = con.execute(
