@@ -146,7 +146,8 @@ class ScoringService:
 
     def _prepare(self, path: str) -> OnnxModel:
         """Load, check and warm a model (runs in a worker thread, beside the inference thread)."""
-        model = load_model(path, self.settings.intra_op_threads)
+        model = load_model(path, self.settings.intra_op_threads,
+                           prefer_int8=not self.settings.model_float32)
         self.scorer.prepare(model, self._wallclock())
         return model
 

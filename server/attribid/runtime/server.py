@@ -321,11 +321,12 @@ def _build_core(settings: Settings, metrics: Metrics, store: "Store | None" = No
     from the state store (``settings.state`` unless given): runs in a thread."""
     from attribid.models.campaign.tenants import TenantBooks
     from attribid.state.replica import CampaignState
-    from attribid.models.onnx.runtime import OnnxModel, shipped_model_path
+    from attribid.models.onnx.runtime import load_model
     from attribid.core.scoring import Scorer
     from attribid.core.service import ScoringService
 
-    model = OnnxModel(settings.model_path or shipped_model_path(), settings.intra_op_threads)
+    model = load_model(settings.model_path, settings.intra_op_threads,
+                       prefer_int8=not settings.model_float32)
     scorer = Scorer(model, settings.max_batch, settings.max_journey)
     scorer.warm(time.time())
     # One book per tenant, each with the same options (and so the same limits).
