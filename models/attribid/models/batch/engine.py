@@ -23,6 +23,7 @@ offender's line; channel spellings merged, spelled as first seen) is asked of
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ from attribid.models.data.loader import TIME_UNITS, DataIssue, read_journeys
 from attribid.models.data.tables import DataError
 
 _DAY = 86400.0
+#: DuckDB's memory before it spills to disk: what bounds a run, whatever the input's size
+MEMORY_LIMIT = "512MB"
 
 
 @dataclass(frozen=True)
@@ -290,17 +293,19 @@ def _scanned_order(touchpoints: str, conversions: str, time_unit: str | None,
                          lookback_days=lookback).journeys.channels
 
 
-def connect(memory_limit: str | None = None, threads: int | None = None,
+def connect(memory_limit: str = MEMORY_LIMIT, threads: int | None = None,
             temp_directory: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for ``open_journeys``; limits left to DuckDB when not given."""
+    """A DuckDB connection for ``open_journeys``: past ``memory_limit`` its tables and
+    sorts spill to ``temp_directory`` (default: a folder of the system's temporary one,
+    never the working directory); ``threads`` None lets DuckDB use every core."""
     # without the ICU extension DuckDB reads a time with no offset as UTC, as the loader does
-    config: dict[str, Any] = {"preserve_insertion_order": True}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
+    config: dict[str, Any] = {
+        "preserve_insertion_order": True, "memory_limit": memory_limit,
+        "temp_directory": temp_directory or os.path.join(
+            tempfile.gettempdir(), f"attribid-duckdb-{os.getpid()}"),
+    }
     if threads:
         config["threads"] = threads
-    if temp_directory:
-        config["temp_directory"] = temp_directory
     return duckdb.connect(":memory:", config=config)
 
 
