@@ -34,11 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+import resource
 
-from attribid.models.attribution.classic import METHODS, attribute_journeys
-from attribid.models.data.loader import load_journeys, write_journeys
-from attribid.models.simulation.simulate import WORLDS, simulate
+import numpy as np
 
 BEGIN, END = "<!-- loadtest.bench_data: begin -->", "<!-- loadtest.bench_data: end -->"
 #: touchpoints per simulated journey, near enough to size a run (the balanced world's mean)
@@ -65,6 +63,12 @@ class EngineRun:
         return self.touchpoints / self.seconds if self.seconds > 0 else float("nan")
 
 
+def launcher_peak_mb() -> float:
+    """This process's peak RSS: no child's figure reads below it (Linux carries the parent's
+    high-water mark into a child at exec), so the launcher stays small: it holds no data."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def run_child(argv: list[str]) -> tuple[float, float, int]:
     """(seconds, peak RSS in MB, exit code) of one command in a child process."""
     start = time.monotonic()
@@ -81,8 +85,6 @@ def _write_inputs(n_touchpoints: int, folder: Path, seed: int
                   ) -> tuple[dict[str, tuple[str, str]], int]:
     """Parquet parts and CSV files of about ``n_touchpoints``: format -> (touchpoints,
     conversions) paths, and the exact count of touchpoint rows."""
-    import duckdb
-
     n_journeys = max(int(n_touchpoints / TOUCHES_PER_JOURNEY), 1)
     parts = max(1, n_journeys // 250_000)
     parquet = folder / "parquet"
@@ -95,12 +97,15 @@ def _write_inputs(n_touchpoints: int, folder: Path, seed: int
     tp_csv, cv_csv = folder / "touchpoints.csv", folder / "conversions.csv"
     # the memory engine reads one file each: the parts joined
     tp_one, cv_one = folder / "touchpoints.parquet", folder / "conversions.parquet"
-    with duckdb.connect() as con:
-        for src, dst, options in ((tp_glob, tp_csv, "HEADER"), (cv_glob, cv_csv, "HEADER"),
-                                  (tp_glob, tp_one, "FORMAT parquet"),
-                                  (cv_glob, cv_one, "FORMAT parquet")):
-            con.execute(f"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' ({options})")
-        rows = con.execute(f"SELECT count(*) FROM read_parquet('{tp_glob}')").fetchall()[0][0]
+    copies = [(tp_glob, tp_csv, "HEADER"), (cv_glob, cv_csv, "HEADER"),
+              (tp_glob, tp_one, "FORMAT parquet"), (cv_glob, cv_one, "FORMAT parquet")]
+    script = "import duckdb\ncon = duckdb.connect()\n" + "".join(
+        f"con.execute(\"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' ({options})\")\n"
+        for src, dst, options in copies) + (
+        f"print(con.execute(\"SELECT count(*) FROM read_parquet('{tp_glob}')\").fetchall()[0][0])")
+    # in a child: the launcher's memory must stay below what it measures
+    rows = subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
     return {"parquet": (tp_glob, cv_glob), "csv": (str(tp_csv), str(cv_csv)),
             "one-parquet": (str(tp_one), str(cv_one))}, int(rows)
 
@@ -153,7 +158,8 @@ def machine() -> str:
             f"{load}")
 
 
-def render_engines(runs: list[EngineRun], command: str, where: str) -> str:
+def render_engines(runs: list[EngineRun], command: str, where: str,
+                   launcher_mb: float = 0.0) -> str:
     """The runs as a Markdown section: one row per run, DuckDB next to memory."""
     lines = [BEGIN, "## Engines: DuckDB against memory", "",
              f"Command: `{command}`", "",
@@ -161,7 +167,10 @@ def render_engines(runs: list[EngineRun], command: str, where: str) -> str:
              "--format json` in a child process of its own, timed from its start to its "
              "exit (interpreter start and imports included); peak RSS is the child's "
              "`ru_maxrss`. Parquet: DuckDB reads the parts as one glob, the memory engine "
-             "the parts joined into one file. One run each: other processes share the machine.", "",
+             "the parts joined into one file. DuckDB holds at most 512 MB before it spills to "
+             "disk (`attribid.models.batch.engine.MEMORY_LIMIT`). The launcher's own peak, "
+             f"{launcher_mb:,.0f} MB, is the least a child can read. One run each: other "
+             "processes share the machine.", "",
              "| touchpoints | input | method | duckdb s | duckdb touchpoints/s | duckdb peak MB "
              "| memory s | memory touchpoints/s | memory peak MB |",
              "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -217,6 +226,10 @@ def _read_floor(path: str) -> None:
 
 def measure(n_journeys: int, repeats: int) -> list[tuple[str, str, float, float, str]]:
     """Rows of (what, size, seconds, floor seconds, floor) for every measured step."""
+    from attribid.models.attribution.classic import METHODS, attribute_journeys
+    from attribid.models.data.loader import load_journeys, write_journeys
+    from attribid.models.simulation.simulate import WORLDS, simulate
+
     rows = []
     simulate(WORLDS["balanced"], 200, seed=0)            # compile the kernels once
     for name, world in WORLDS.items():
@@ -283,10 +296,10 @@ def _engines(args: argparse.Namespace, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(work))
-    section = render_engines(runs, command, where)
+    section = render_engines(runs, command, where, launcher_peak_mb())
     (out / "engines.md").write_text(section, encoding="utf-8")
     (out / "engines.json").write_text(json.dumps(
-        {"command": command, "machine": where,
+        {"command": command, "machine": where, "launcher_peak_mb": launcher_peak_mb(),
          "runs": [{**asdict(r), "touchpoints_per_s": r.touchpoints_per_s} for r in runs]},
         indent=2) + "\n", encoding="utf-8")
     print(section)
@@ -303,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                         help=f"methods to run (default {','.join(DEFAULT_METHODS)})")
     parser.add_argument("--formats", default="parquet,csv", help="inputs: parquet, csv")
-    parser.add_argument("--memory-up-to", type=int, default=10_000_000,
-                        help="largest input the memory engine reads (default 1e7 touchpoints)")
+    parser.add_argument("--memory-up-to", type=int, default=20_000_000,
+                        help="largest input the memory engine reads (default 2e7 touchpoints)")
     parser.add_argument("--runs", default="runs/data-speed", help="where results go")
     parser.add_argument("--out", default=None,
                         help="also write the section of OUT/data-speed.md (e.g. docs)")

@@ -250,6 +250,13 @@ def _network_fits(model: str | None, channels: tuple[str, ...]) -> str | None:
     return f"channels {unknown} unknown to the model" if unknown else None
 
 
+def _arrow_installed() -> bool:
+    """Whether pyarrow is there: the network's stream from DuckDB comes in Arrow batches."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def _network_in_all(args: argparse.Namespace, methods: list[str],
                     channels: tuple[str, ...]) -> None:
     """Leave the network out of ``--method all`` when it cannot credit these channels."""
@@ -291,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
               {"touchpoints": args.touchpoints, "conversions": args.conversions})
     # what needs each journey's credit (resamples, noise per journey) reads in memory
     by_sql = (args.engine == "duckdb" and args.paths is None and not args.bootstrap
-              and privacy is None)
+              and privacy is None and ("network" not in methods or _arrow_installed()))
     tables = open_tables(args) if by_sql else None
     if tables is not None:
         from attribid.models.batch.report import sql_report
