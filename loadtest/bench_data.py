@@ -99,13 +99,16 @@ def _write_inputs(n_touchpoints: int, folder: Path, seed: int
     tp_one, cv_one = folder / "touchpoints.parquet", folder / "conversions.parquet"
     copies = [(tp_glob, tp_csv, "HEADER"), (cv_glob, cv_csv, "HEADER"),
               (tp_glob, tp_one, "FORMAT parquet"), (cv_glob, cv_one, "FORMAT parquet")]
-    script = "import duckdb\ncon = duckdb.connect()\n" + "".join(
+    script = ("import duckdb\ncon = duckdb.connect()\n"
+              "con.execute('SET enable_progress_bar = false')\n"
+              + "".join(
         f"con.execute(\"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' ({options})\")\n"
-        for src, dst, options in copies) + (
-        f"print(con.execute(\"SELECT count(*) FROM read_parquet('{tp_glob}')\").fetchall()[0][0])")
+        for src, dst, options in copies)
+              + f"print(con.execute(\"SELECT count(*) FROM read_parquet('{tp_glob}')\")"
+              ".fetchall()[0][0])")
     # in a child: the launcher's memory must stay below what it measures
     rows = subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
     return {"parquet": (tp_glob, cv_glob), "csv": (str(tp_csv), str(cv_csv)),
             "one-parquet": (str(tp_one), str(cv_one))}, int(rows)
 

@@ -306,7 +306,10 @@ def connect(memory_limit: str = MEMORY_LIMIT, threads: int | None = None,
     }
     if threads:
         config["threads"] = threads
-    return duckdb.connect(":memory:", config=config)
+    con = duckdb.connect(":memory:", config=config)
+    # DuckDB's own progress bar would print to stdout, which carries the command's result
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike, *,
