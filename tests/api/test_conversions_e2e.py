@@ -251,3 +251,22 @@ def test_window_attributions_fit_on_the_campaigns_journeys_converting_and_not(se
     assert err.details().startswith("non_converting[0].journey[0].channel")
     window = server.server.core.books.of("default")._get("shap").window
     assert len(window.converting) == 6 and len(window.idle) == 20
+
+
+def test_network_credit_of_a_batch_is_each_journeys_own_whatever_its_neighbours() -> None:
+    """Conversions are credited in runs of similar lengths: a journey's credit must not
+    depend on which others share its batch, nor on their order."""
+    from attribid.core.conversions import CREDIT_BATCH, network_credit
+    from attribid.core.scoring import Scorer, _synthetic
+    from attribid.models.onnx.runtime import load_model
+
+    now = time.time()
+    rng = np.random.default_rng(5)
+    scorer = Scorer(load_model(None), 6, 64)
+    journeys = [_synthetic(rng, scorer.n_channels, int(n), now)
+                for n in rng.integers(1, 65, CREDIT_BATCH + 40)]
+    together = network_credit(scorer, journeys)
+    for k in (0, 7, CREDIT_BATCH + 3):
+        alone = network_credit(scorer, [journeys[k]])[0]
+        np.testing.assert_allclose(together[k], alone, atol=1e-6)
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-9)

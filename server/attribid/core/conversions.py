@@ -102,10 +102,13 @@ def network_credit(scorer: Scorer, journeys: Sequence[Journey]) -> np.ndarray:
     out = np.zeros((len(journeys), scorer.n_channels))
     # Its own buffers: the serving Scorer's belong to the inference thread.
     own = Scorer(scorer.model, min(CREDIT_BATCH, max(len(journeys), 1)), scorer.max_journey)
+    # Runs of similar lengths: a run is padded to its longest journey, and a batch's
+    # lengths are mostly short with a long tail.
+    order = np.argsort([j.channel.shape[0] for j in journeys], kind="stable")
     for start in range(0, len(journeys), CREDIT_BATCH):
-        chunk = journeys[start:start + CREDIT_BATCH]
-        for k, scored in enumerate(own.infer_batch(chunk)):
-            out[start + k] = scored.credit
+        rows = order[start:start + CREDIT_BATCH]
+        for k, scored in zip(rows.tolist(), own.infer_batch([journeys[k] for k in rows])):
+            out[k] = scored.credit
     return out
 
 
