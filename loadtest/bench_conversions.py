@@ -1,6 +1,6 @@
 """What ReportConversions costs the server: conversions/s and latency, and Score beside it.
 
-    .venv/bin/python -m loadtest.bench_conversions             # ~4 min; runs/bench_conversions/
+    .venv/bin/python -m loadtest.bench_conversions             # ~3 min; runs/bench_conversions/
     .venv/bin/python -m loadtest.bench_conversions --out docs  # also its docs/performance.md section
 
 For each store in turn (``memory://``; ``sqlite:///`` a file in a temporary directory, the
@@ -15,7 +15,7 @@ one period of spend reported, so that every conversion lands in it. This process
   trickle of ``--trickle-per-s`` ReportConversions of ``TRICKLE_CONVERSIONS`` conversions
   (journeys of the Locust mix) to the network-credited campaign, the two conditions taken in
   turn, ``ROUNDS`` rounds each. The default rate is 70 % of the Score saturation measured
-  first, on memory:// (``loadtest.bench_state.saturation``);
+  first on the same server (``loadtest.bench_state.saturation``);
 - then ReportConversions alone, closed loop at 1 and 4 in flight, batches of 1, 50 and 500
   conversions, journeys of the Locust mix (1-64 touchpoints, most 2-8:
   ``loadtest.journeys.draw_lengths``) and of 32 touchpoints, for each campaign in turn (the
@@ -277,7 +277,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 for kind, pool in pools.items()}
     args.now = time.time()  # after every journey drawn: the spend period ends here
     stores: dict[str, Any] = {}
-    rate = args.rate
     with tempfile.TemporaryDirectory(prefix="attribid-bench-conversions-") as tmp:
         for k, kind in enumerate(STORES):
             with bench_state.store_url(kind, Path(tmp), args.server_cores) as url:
@@ -285,20 +284,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 log = args.logs / f"server-{kind}.log"
                 with durability.serving(url, log, cores=args.server_cores) as server:
                     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                        if not rate:
+                        rate, sat = args.rate, None
+                        if not rate:  # each server's own: a store may slow Score down
                             sat = runner.run(bench_state.saturation(server.address,
                                                                     min(3.0, args.score_seconds)))
-                            meta["saturation_per_s"] = sat
                             rate = max(0.7 * sat, 1.0)
                             print(f"  Score saturation on {kind}: {sat:.0f}/s; measuring at "
                                   f"{rate:.0f}/s", file=sys.stderr, flush=True)
                         stores[kind] = runner.run(measure(server, args, rate, pools, kind,
                                                           seed=10 * (k + 1)))
+                        stores[kind]["score"]["saturation_per_s"] = sat
                     # None while it runs: an exit code here means it died under the load
                     stores[kind]["server_exit"] = server.popen.poll()
                 stores[kind]["url"] = url if kind != "sqlite" else "sqlite:///(tmp)/state.sqlite"
                 stores[kind]["refusals"] = bench_state.refusals(log)
-    meta["rate"] = rate
+    meta["rate"] = args.rate or None
     meta["load_after"] = os.getloadavg()
     return {"meta": meta, "stores": stores}
 
@@ -346,13 +346,15 @@ def tables(results: dict[str, Any]) -> list[str]:
                         f"| {_ms(n['p99_ms'])} | {cpu(n)} "
                         f"| {r['conversions_per_s']:.0f} ({r['calls']}) | {_ms(r['p50_ms'])} "
                         f"| {_ms(r['p99_ms'])} | {cpu(r)} | {share} | {_errors(n, r)} |")
-    lines += ["", f"| store | Score calls at {meta['rate']:.0f}/s, alone; beside | p50 ms alone "
+    lines += ["", "| store | Score saturation/s | Score calls/s | calls alone; beside "
+              "| p50 ms alone "
               "| p99 ms alone | p50 ms beside | p99 ms beside | p99 beside / alone "
               "| missed deadline, fallback (alone; beside) | ReportConversions beside: sent (OK) "
               "| their p50 / p99 ms |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in STORES:
         s = stores[kind]["score"]
+        sat = f"{s['saturation_per_s']:.0f}" if s.get("saturation_per_s") else "not measured"
         a, b, t = s["alone"], s["trickle"], s["trickle"]
 
         def bad(x: dict[str, Any]) -> str:
@@ -362,7 +364,7 @@ def tables(results: dict[str, Any]) -> list[str]:
         lat = (f"{t['batch_p50_ms']:.1f} / {t['batch_p99_ms']:.1f}"
                if t.get("batch_p50_ms") is not None else "n/a")
         lines.append(
-            f"| {kind}:// | {a['calls']}; {b['calls']} | {_ms(a['p50_ms'])} | {_ms(a['p99_ms'])} "
+            f"| {kind}:// | {sat} | {s['rate']:.0f} | {a['calls']}; {b['calls']} | {_ms(a['p50_ms'])} | {_ms(a['p99_ms'])} "
             f"| {_ms(b['p50_ms'])} | {_ms(b['p99_ms'])} | {ratio} | {bad(a)}; {bad(b)} "
             f"| {t['batches']} ({t['batches_ok']}) | {lat} |")
     reasons = [f"{kind}:// {n} x `{why}`" for kind in STORES
@@ -375,9 +377,9 @@ def tables(results: dict[str, Any]) -> list[str]:
 
 def section(results: dict[str, Any]) -> str:
     meta = results["meta"]
-    rate_how = (f"70 % of the saturation measured first on memory://, "
-                f"{meta['saturation_per_s']:.0f}/s: closed loop at concurrency 16, calls the "
-                "network answered" if "saturation_per_s" in meta else "given by `--rate`")
+    rate_how = (f"{meta['rate']:.0f} calls/s, given by `--rate`" if meta.get("rate") else
+                "70 % of the Score saturation measured first on the same server: closed loop "
+                "at concurrency 16, calls the network answered a second")
     return "\n".join([
         BEGIN,
         "## ReportConversions: what crediting conversions costs, and Score beside it",
@@ -401,7 +403,7 @@ def section(results: dict[str, Any]) -> str:
         "the network's share is 1 - last-click's CPU a conversion / the network's: the part "
         "of the cost that the forward pass (with its featurizing) adds. A p99 over fewer than "
         "100 calls is the slowest call. Score: open loop at "
-        f"{meta['rate']:.0f} calls/s ({rate_how}), Poisson arrivals, 32-touchpoint journeys, "
+        f"{rate_how}, Poisson arrivals, 32-touchpoint journeys, "
         f"{meta['deadline_ms']:g} ms deadline, latency from each call's scheduled arrival, a "
         f"missed deadline counted as the deadline; alone and beside {meta['trickle_per_s']:g} "
         f"ReportConversions/s of {TRICKLE_CONVERSIONS} network-credited conversions (Locust "
@@ -431,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                              "section of docs/performance.md")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="Score calls a second (default: 70 %% of the saturation measured "
-                             "first on memory://)")
+                             "first on each server)")
     parser.add_argument("--deadline-ms", type=float, default=50.0, help="Score's deadline")
     parser.add_argument("--trickle-per-s", type=float, default=10.0,
                         help=f"ReportConversions of {TRICKLE_CONVERSIONS} a second beside Score")
