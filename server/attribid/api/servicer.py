@@ -93,7 +93,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
     def __init__(self, server: Serving, metrics: Metrics, log_calls: bool,
                  tokens: TokenTable | None = None, *,
                  refusal_log_per_s: int = logs.REFUSAL_LOG_PER_S,
-                 max_id_bytes: int = MAX_ID_BYTES) -> None:
+                 max_id_bytes: int = MAX_ID_BYTES, writer_niceness: int = 0) -> None:
         self._server = server
         self._max_id_bytes = max_id_bytes
         #: None: no tokens, every caller is OPEN_TENANT
@@ -101,7 +101,7 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self._metrics = metrics
         self._log = logs.get()
         self._log_calls = log_calls
-        self._writes = CampaignWriter()
+        self._writes = CampaignWriter(niceness=writer_niceness)
         #: undecodable requests: one log line a second per method, the rest counted
         self._garbage_log = logs.RateLimitedLog(self._log, 1,
                                                 summary="undecodable requests suppressed")

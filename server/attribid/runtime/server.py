@@ -132,7 +132,8 @@ class AttribidServer:
         server = grpc.aio.server(options=options, interceptors=interceptors)
         self._servicer = AttributionServicer(self, self.metrics, s.log_calls, self.tokens,
                                              refusal_log_per_s=s.refusal_log_per_s,
-                                             max_id_bytes=s.max_id_bytes)
+                                             max_id_bytes=s.max_id_bytes,
+                                             writer_niceness=s.writer_niceness)
         # Undecodable request bytes are INVALID_ARGUMENT, never UNKNOWN (attribid.api.handlers).
         handlers.register(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -61,6 +61,10 @@ class Settings:
     #: whenever the core has nothing else to run (lower latency at low load on virtual
     #: machines whose idle cores sleep; the cores read 100 % busy)
     spin_idle: bool = False
+    #: how much lower the campaign-writes thread's scheduling priority is than the server's
+    #: (nice steps, 0-19): it credits conversions with the network, and Score's threads
+    #: should get a busy core first
+    writer_niceness: int = 10
     #: calls waiting for inference beyond which new calls are shed
     max_queue: int = 512
     #: calls gRPC may hold before the server takes them up; past this it refuses a growing
@@ -135,6 +139,8 @@ class Settings:
                      "refusal_log_per_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.writer_niceness <= 19:
+            raise ValueError(f"writer_niceness: must be 0 to 19, got {self.writer_niceness}")
         if self.shed_with not in ("fallback", "reject"):
             raise ValueError(f"shed_with: 'fallback' or 'reject', got {self.shed_with!r}")
         if self.log_level not in ("debug", "info", "warning", "error"):
