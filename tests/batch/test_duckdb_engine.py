@@ -238,3 +238,37 @@ def test_the_network_stream_is_bounded_by_its_batch(files: tuple[Path, Path]) ->
     np.testing.assert_allclose(got.revenue, want.revenue, rtol=1e-5, atol=1e-3)
     assert stats[0].journeys == converted.n_journeys and stats[0].batches > 1
     assert stats[0].largest_chunk <= 300 + 64
+
+
+def test_simulate_parquet_parts_on_the_command_line(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sim"
+    code, said, err = _cli(capsys, "simulate", "--world", "recency", "--journeys", "900",
+                           "--seed", "3", "--format", "parquet", "--parts", "3", "--out", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in (out / "truth").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    summary = json.loads((out / "world.json").read_text())
+    assert summary["parts"] == 3 and summary["journeys"] == 900
+    assert sum(summary["true_channel_shares"].values()) == pytest.approx(1.0, abs=1e-5)
+    code, said, err = _cli(capsys, "attribute", "--touchpoints", str(out / "touchpoints/*.parquet"),
+                           "--conversions", str(out / "conversions/*.parquet"),
+                           "--method", "linear", "--format", "json")
+    assert code == 0, err
+    assert sum(json.loads(said).values()) == pytest.approx(summary["conversions"])
+    code, _, err = _cli(capsys, "simulate", "--journeys", "10", "--parts", "2", "--out",
+                        str(tmp_path / "csv"))
+    assert code == 2 and "--parts applies to --format parquet only" in err
+
+
+def test_the_connection_spills_and_keeps_stdout_clean() -> None:
+    from attribid.models.batch.engine import connect
+
+    con = connect(memory_limit="256MB")
+    progress, limit, temp = con.execute(
+        "SELECT current_setting('enable_progress_bar'), current_setting('memory_limit'), "
+        "current_setting('temp_directory')").fetchall()[0]
+    # a progress bar on stdout would break --format json for long queries
+    assert progress is False
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 256
+    assert not temp.startswith(".") and "attribid-duckdb" in temp
