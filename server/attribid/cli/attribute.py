@@ -130,6 +130,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="duckdb: SQL over the files where they lie (CSV, Parquet, globs, "
                              "a DuckDB file); memory: every journey read into memory first "
                              "(default duckdb)")
+    parser.add_argument("--duckdb-memory-limit", default=None, metavar="SIZE",
+                        help="memory DuckDB holds before it spills to disk, e.g. 512MB or 4GB "
+                             "(default 512MB)")
 
 
 def _check_input_flags(args: argparse.Namespace) -> None:
@@ -160,13 +163,19 @@ def report_issues(args: argparse.Namespace, issues: tuple[DataIssue, ...]) -> No
 def open_tables(args: argparse.Namespace) -> "JourneyTables | None":
     """The journeys as DuckDB tables (``--engine duckdb``); None when DuckDB cannot read
     input the line scanner can (then the caller reads it in memory)."""
-    from attribid.models.batch.engine import UnreadableBySql, open_journeys
+    import re
+
+    from attribid.models.batch.engine import MEMORY_LIMIT, UnreadableBySql, connect, open_journeys
 
     _check_input_flags(args)
+    limit = getattr(args, "duckdb_memory_limit", None) or MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit):
+        raise CommandError(f"--duckdb-memory-limit: a size such as 512MB or 4GB, got {limit!r}")
     with errors_as(BAD_INPUT, ValueError, OSError):
         try:
             tables = open_journeys(args.touchpoints, args.conversions,
-                                   time_unit=args.time_unit, lookback_days=args.lookback)
+                                   time_unit=args.time_unit, lookback_days=args.lookback,
+                                   con=connect(memory_limit=limit))
         except UnreadableBySql:
             return None
     report_issues(args, tables.issues)
