@@ -41,7 +41,6 @@ from typing import Any, Callable
 
 import grpc
 import numpy as np
-import orjson
 import uvloop
 
 from loadtest import bench_state, durability, interference, journeys, procs
@@ -445,26 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "performance.md",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.command = " ".join(["python -m loadtest.bench_conversions",
-                             *(sys.argv[1:] if argv is None else argv)])
-    to_docs = args.out == "docs"
-    out = ROOT / "runs" / "bench_conversions" if to_docs else Path(args.out)
-    args.logs = out / "logs"
-    if args.render_only:
-        results = orjson.loads((out / "results.json").read_bytes())
-    else:
-        results = run(args)
-    lines = tables(results)
-    print("\n".join(lines))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    (out / "table.md").write_text(section(results) + "\n")
-    if to_docs:
-        bench_state.write_section(args.docs, section(results), BEGIN, END)
-        print(f"wrote its section of {args.docs}")
-    else:
-        print(f"wrote {out / 'results.json'} and {out / 'table.md'}")
-    return 0
+    return bench_state.measure_and_write(args, "bench_conversions", argv, run, tables, section,
+                                         BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -387,22 +387,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "performance.md",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.command = " ".join(["python -m loadtest.bench_state",
+    return measure_and_write(args, "bench_state", argv, run, tables, section)
+
+
+def measure_and_write(args: argparse.Namespace, name: str, argv: list[str] | None,
+                      run: Callable[[argparse.Namespace], dict[str, Any]],
+                      tables: Callable[[dict[str, Any]], list[str]],
+                      section: Callable[[dict[str, Any]], str],
+                      begin: str = BEGIN, end: str = END) -> int:
+    """What a ``loadtest.NAME`` benchmark does once its flags are read: measure (or, with
+    ``--render-only``, reload the saved results), print the tables, save ``results.json``
+    and ``table.md`` under ``--out`` (``runs/NAME`` for ``--out docs``), and with
+    ``--out docs`` rewrite its section (``begin``..``end``) of ``--docs``."""
+    args.command = " ".join([f"python -m loadtest.{name}",
                              *(sys.argv[1:] if argv is None else argv)])
     to_docs = args.out == "docs"
-    out = ROOT / "runs" / "bench_state" if to_docs else Path(args.out)
+    out = ROOT / "runs" / name if to_docs else Path(args.out)
     args.logs = out / "logs"
     if args.render_only:
         results = orjson.loads((out / "results.json").read_bytes())
     else:
         results = run(args)
-    lines = tables(results)
-    print("\n".join(lines))
+    print("\n".join(tables(results)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     (out / "table.md").write_text(section(results) + "\n")
     if to_docs:
-        write_section(args.docs, section(results))
+        write_section(args.docs, section(results), begin, end)
         print(f"wrote its section of {args.docs}")
     else:
         print(f"wrote {out / 'results.json'} and {out / 'table.md'}")

@@ -55,6 +55,7 @@ import numpy as np
 import orjson
 
 from loadtest import procs
+from loadtest.targets import wait_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,22 +109,6 @@ def _pong(port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def wait_serving(address: str, timeout: float = 120.0) -> None:
-    """Poll health until SERVING (the server replays its store before it says so)."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            with contextlib.suppress(grpc.RpcError):
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            time.sleep(0.05)
-    raise TimeoutError(f"{address}: not SERVING after {timeout} s")
 
 
 def serve_command(state: str, *flags: str) -> list[str]:

@@ -38,6 +38,7 @@ import orjson
 import uvloop
 
 from loadtest import journeys, procs
+from loadtest.targets import wait_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "/attribid.v1.Attribution/"
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
            "--metrics-port", "-1"]
     with procs.started(cmd, None, log, cwd=str(ROOT)) as server:
         address = server.wait_for_address(120)
-        _wait_serving(address)
+        wait_serving(address)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             results = runner.run(measure(address, args))
     lines = table(results, args)
@@ -391,23 +392,6 @@ def main(argv: list[str] | None = None) -> int:
         write_docs(args.docs, section(lines, args, started, (load_before, os.getloadavg())))
         print(f"wrote its section of {args.docs}")
     return 0
-
-
-def _wait_serving(address: str, timeout: float = 120.0) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise TimeoutError(f"{address}: not SERVING after {timeout} s")
 
 
 if __name__ == "__main__":
