@@ -33,22 +33,26 @@ _OUTCOME_VALUES = tuple(attrgetter(name) for name in ("spend", "conversions", "r
 
 def score_input(req: pb.ScoreRequest) -> RawJourney:
     """A ScoreRequest as the core's RawJourney (validated by ``RequestValidator``)."""
+    imp = req.impression
+    return journey_input(
+        req.journey, request_id=req.request_id, campaign_id=req.campaign_id,
+        product_category=req.product_category, impression_channel=imp.channel,
+        floor_price=imp.floor_price, impression_timestamp_ms=imp.timestamp_ms)
+
+
+def journey_input(journey: Any, **fields: Any) -> RawJourney:
+    """Repeated Touchpoints as a RawJourney's columns; ``fields`` are its other fields."""
     # One pass creates the touchpoints' wrappers; the per-field passes below reuse them
     # (iterating the repeated field itself would create them again for every field).
     # map() with an attrgetter costs less per touchpoint than a generator expression.
-    touches = list(req.journey)
+    touches = list(journey)
     n = len(touches)
-    imp = req.impression
     return RawJourney(
         channel=list(map(_CHANNEL, touches)),
         timestamp_ms=np.fromiter(map(_TIMESTAMP_MS, touches), np.int64, n),
         interaction=np.fromiter(map(_INTERACTION, touches), np.int32, n),
         cost=np.fromiter(map(_COST, touches), np.float64, n),
-        device=np.fromiter(map(_DEVICE, touches), np.int32, n),
-        request_id=req.request_id, campaign_id=req.campaign_id,
-        product_category=req.product_category, impression_channel=imp.channel,
-        floor_price=imp.floor_price, impression_timestamp_ms=imp.timestamp_ms,
-    )
+        device=np.fromiter(map(_DEVICE, touches), np.int32, n), **fields)
 
 
 def score_response(scored: Scored, channels: tuple[str, ...], model_version: str) -> pb.ScoreResponse:
@@ -143,17 +147,6 @@ def period_end(req: pb.ReportOutcomesRequest) -> float | None:
     return req.period_end_ms / 1000.0 if req.period_end_ms else None
 
 
-def _touches(journey: Any, **fields: Any) -> RawJourney:
-    touches = list(journey)
-    n = len(touches)
-    return RawJourney(
-        channel=list(map(_CHANNEL, touches)),
-        timestamp_ms=np.fromiter(map(_TIMESTAMP_MS, touches), np.int64, n),
-        interaction=np.fromiter(map(_INTERACTION, touches), np.int32, n),
-        cost=np.fromiter(map(_COST, touches), np.float64, n),
-        device=np.fromiter(map(_DEVICE, touches), np.int32, n), **fields)
-
-
 def conversions_input(req: pb.ReportConversionsRequest) -> list[RawConversion]:
     """The request's conversions, each journey scored at its conversion's time (validated
     by ``attribid.core.conversions``).
@@ -167,7 +160,7 @@ def conversions_input(req: pb.ReportConversionsRequest) -> list[RawConversion]:
     """
     out = []
     for c in req.conversions:
-        journey = _touches(c.journey, campaign_id=req.campaign_id,
+        journey = journey_input(c.journey, campaign_id=req.campaign_id,
                            impression_timestamp_ms=c.timestamp_ms)
         out.append(RawConversion(c.conversion_id, c.timestamp_ms, c.value, journey))
     return out
@@ -175,7 +168,7 @@ def conversions_input(req: pb.ReportConversionsRequest) -> list[RawConversion]:
 
 def idle_input(req: pb.ReportConversionsRequest) -> list[RawJourney]:
     """The request's journeys that ended without converting (validated at the server's clock)."""
-    return [_touches(j.journey, campaign_id=req.campaign_id) for j in req.non_converting]
+    return [journey_input(j.journey, campaign_id=req.campaign_id) for j in req.non_converting]
 
 
 def conversions_response(duplicate: bool, accepted: int, version: int, attribution: str,

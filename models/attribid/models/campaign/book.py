@@ -241,8 +241,9 @@ class CampaignBook:
         self.draws = int(draws)
         self._lock = threading.Lock()
         self._campaigns: dict[str, _Campaign] = {}
-        #: (campaign id, batch id) -> when it was reported (book clock), oldest first
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        #: (kind, campaign id, batch id) -> when it was reported (book clock), oldest first;
+        #: kind "outcomes" or "conversions": the two kinds of batch may share an id
+        self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         #: campaign id -> hot tuple; a plain dict read on the hot path, entries swapped whole
         self._hot: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         now = clock()
@@ -313,9 +314,7 @@ class CampaignBook:
     def check_report(self, batch_id: str, rows: int) -> None:
         """What ``report`` checks before it reads a row: the batch id and the number of rows
         (a caller can refuse an oversized report before converting its rows)."""
-        if not batch_id:
-            raise InvalidArgument("batch_id", "required (the idempotency key)")
-        check_id("batch_id", batch_id, self.limits.max_id_bytes)
+        self._check_batch_id(batch_id)
         if rows > self.limits.max_report_rows:
             raise InvalidArgument("outcomes", f"{rows} rows, at most "
                                   f"{self.limits.max_report_rows} in one report")
@@ -329,18 +328,34 @@ class CampaignBook:
         campaign total past ``model.MAX_AMOUNT`` is refused naming the row and field.
         """
         prepared = self.prepare_report(campaign_id, batch_id, rows, period_end)
-        key = (campaign_id, batch_id)
+
+        def record(camp: _Campaign) -> int:
+            self._record(camp, prepared, 0)  # refuses (records nothing) past a campaign total
+            return len(rows)
+        return self._once("outcomes", campaign_id, batch_id, record)
+
+    def _check_batch_id(self, batch_id: str) -> None:
+        if not batch_id:
+            raise InvalidArgument("batch_id", "required (the idempotency key)")
+        check_id("batch_id", batch_id, self.limits.max_id_bytes)
+
+    def _once(self, kind: str, campaign_id: str, batch_id: str,
+              record: Callable[[_Campaign], int]) -> tuple[bool, int, int]:
+        """``record(campaign)`` unless this batch id of ``kind`` was seen (within the
+        retention); (duplicate, what record returned, allocation version). A batch that
+        ``record`` refuses keeps its id unused."""
+        key = (kind, campaign_id, batch_id)
         with self._lock:
             now = self._clock()
             self._forget_old_batches(now)
             camp = self._get(campaign_id)  # the campaign as it is now (it may be replaced)
             if key in self._seen:
                 return True, 0, camp.version
-            self._record(camp, prepared, 0)  # refuses (records nothing) past a campaign total
+            accepted = record(camp)
             self._seen[key] = now
             if len(self._seen) > self.limits.max_batch_ids:
                 self._seen.popitem(last=False)
-            return False, len(rows), camp.version
+            return False, accepted, camp.version
 
     def prepare_report(self, campaign_id: str, batch_id: str,
                        rows: Sequence[OutcomeRow] | OutcomeColumns,
@@ -383,9 +398,7 @@ class CampaignBook:
         """What ``report_conversions`` checks before any conversion is read or credited: the
         batch id, the count, and that the campaign takes credited conversions (FailedPrecondition
         for "reported"). Returns the campaign's attribution, the method to credit them by."""
-        if not batch_id:
-            raise InvalidArgument("batch_id", "required (the idempotency key)")
-        check_id("batch_id", batch_id, self.limits.max_id_bytes)
+        self._check_batch_id(batch_id)
         if count > self.limits.max_report_conversions:
             raise InvalidArgument("conversions", f"{count} conversions, at most "
                                   f"{self.limits.max_report_conversions} in one report")
@@ -462,18 +475,11 @@ class CampaignBook:
         (duplicate, accepted conversions, allocation version)."""
         prepared = self.prepare_conversions(campaign_id, batch_id, at, value, credit, paths,
                                             idle)
-        key = (campaign_id, batch_id)
-        with self._lock:
-            now = self._clock()
-            self._forget_old_batches(now)
-            camp = self._get(campaign_id)
-            if key in self._seen:
-                return True, 0, camp.version
+
+        def record(camp: _Campaign) -> int:
             self._record_conversions(camp, prepared)
-            self._seen[key] = now
-            if len(self._seen) > self.limits.max_batch_ids:
-                self._seen.popitem(last=False)
-            return False, int(prepared.at.shape[0]), camp.version
+            return int(prepared.at.shape[0])
+        return self._once("conversions", campaign_id, batch_id, record)
 
     def attribution(self, campaign_id: str) -> str:
         """What credits the campaign's conversions (``CampaignSpec.attribution``)."""
