@@ -50,6 +50,28 @@ class Journeys:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @classmethod
+    def concat(cls, parts: "list[Journeys]") -> "Journeys":
+        """One container holding ``parts`` in order (all over the first part's channels).
+
+        >>> j = Journeys(np.array(["a"], dtype=object), np.array([0, 2]), np.zeros(2, np.int32),
+        ...     np.array([1.0, 2.0]), np.ones(2, np.int8), np.zeros(2), np.zeros(2, np.int8),
+        ...     np.zeros(1, np.int32), np.array([True]), np.array([3.0]), np.ones(1), ("search",))
+        >>> both = Journeys.concat([j, j])
+        >>> both.offsets.tolist(), both.timestamp.tolist()
+        ([0, 2, 4], [1.0, 2.0, 1.0, 2.0])
+        """
+        offsets = np.zeros(sum(p.n_journeys for p in parts) + 1, np.int64)
+        np.cumsum(np.concatenate([p.lengths() for p in parts]), out=offsets[1:])
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+        return cls(ids=cat("ids"), offsets=offsets, channel=cat("channel"),
+                   timestamp=cat("timestamp"), interaction=cat("interaction"), cost=cat("cost"),
+                   device=cat("device"), category=cat("category"), converted=cat("converted"),
+                   conversion_time=cat("conversion_time"), value=cat("value"),
+                   channels=parts[0].channels)
+
     def subset(self, index: np.ndarray) -> "Journeys":
         """The journeys at ``index`` (an int array or boolean mask), in that order."""
         index = np.asarray(index)

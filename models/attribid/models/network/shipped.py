@@ -5,6 +5,7 @@ PyTorch is imported only by ``train_on_worlds``, so the defaults read without it
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from importlib import resources
 from pathlib import Path
@@ -137,21 +138,7 @@ def truth_metrics(net: AttributionNet, worlds: list[str], config: TrainConfig, n
 
 
 def _concat(parts: list[Journeys], worlds: list[str]) -> Journeys:
-    offsets = [np.zeros(1, np.int64)]
-    base = 0
-    for p in parts:
-        offsets.append(p.offsets[1:] + base)
-        base += p.n_touchpoints
-    ids = np.concatenate([np.array([f"{w}:{i}" for i in p.ids], dtype=object)
-                          for w, p in zip(worlds, parts)])
-    return Journeys(
-        ids=ids, offsets=np.concatenate(offsets),
-        channel=np.concatenate([p.channel for p in parts]),
-        timestamp=np.concatenate([p.timestamp for p in parts]),
-        interaction=np.concatenate([p.interaction for p in parts]),
-        cost=np.concatenate([p.cost for p in parts]),
-        device=np.concatenate([p.device for p in parts]),
-        category=np.concatenate([p.category for p in parts]),
-        converted=np.concatenate([p.converted for p in parts]),
-        conversion_time=np.concatenate([p.conversion_time for p in parts]),
-        value=np.concatenate([p.value for p in parts]), channels=parts[0].channels)
+    # ids prefixed by their world: two worlds' journeys may share an id
+    return Journeys.concat([
+        dataclasses.replace(p, ids=np.array([f"{w}:{i}" for i in p.ids], dtype=object))
+        for w, p in zip(worlds, parts)])

@@ -315,19 +315,6 @@ class Shoppers:
             value=np.round(value[who], 2) if value is not None else np.zeros(k), channels=CHANNELS)
 
 
-def concat_journeys(parts: list[Journeys]) -> Journeys:
-    """One container holding ``parts`` in order (all over ``CHANNELS``)."""
-    lengths = np.concatenate([p.lengths() for p in parts])
-    offsets = np.zeros(lengths.shape[0] + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(p, name) for p in parts])
-    return Journeys(cat("ids"), offsets, cat("channel"), cat("timestamp"), cat("interaction"),
-                    cat("cost"), cat("device"), cat("category"), cat("converted"),
-                    cat("conversion_time"), cat("value"), CHANNELS)
-
-
 def true_curves(market: Market, population: Population, budget: float) -> np.ndarray:
     """Each channel's expected incremental conversions a day against spend, as EXPONENTIAL
     curve parameters [C, 3] (top, scale, 0).
@@ -386,7 +373,7 @@ def credit_function(method: str, model_path: str | None = None) -> Credit:
             parts = [today.converters, today.non_converters]
             for past in window[-(SET_WINDOW_DAYS - 1):]:
                 parts += [past.converters, past.non_converters]
-            return attribute_journeys(concat_journeys(parts), method)[:today.converters.n_journeys]
+            return attribute_journeys(Journeys.concat(parts), method)[:today.converters.n_journeys]
         return fitted
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"method must be one of {', '.join(ATTRIBUTION_METHODS)}, truth, "
@@ -497,7 +484,7 @@ def warmup_journeys(market: Market, journeys: int, *, shoppers: int = 3000,
         total += today.converters.n_journeys + today.non_converters.n_journeys
         if total >= journeys:
             break
-    return concat_journeys(parts)
+    return Journeys.concat(parts)
 
 
 def train_market_network(market: Market, journeys: Journeys, out_dir: Path, *, epochs: int = 4,
