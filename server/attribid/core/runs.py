@@ -54,6 +54,8 @@ def plan_runs(lengths: Sequence[int] | np.ndarray, cost: RunCost) -> list[np.nda
     if n <= 1 or not math.isfinite(cost.overhead):
         return [order]
     steps = lengths[order]
+    if steps[0] == steps[-1]:  # one length: a split only adds runs' fixed costs
+        return [order]
     best = [0.0] + [math.inf] * n
     start = [0] * (n + 1)
     for j in range(1, n + 1):  # best[j]: the first j journeys (by length) in runs
