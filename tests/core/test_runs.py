@@ -75,7 +75,9 @@ def test_warm_up_fits_a_usable_cost_model() -> None:
     assert cost is not ONE_RUN
     assert all(v >= 0 and np.isfinite(v) for v in (cost.overhead, cost.per_step,
                                                    cost.per_journey_step))
-    assert cost.of(6, 64) > cost.of(1, 64) > 0
+    # the model's terms are what the fit makes of the timings: never negative, so a longer
+    # or fuller run never costs less (no assertion on the timings themselves)
+    assert cost.of(6, 64) >= cost.of(1, 64) >= cost.of(1, 8) >= 0
 
 
 def test_a_reloaded_model_brings_its_own_timing() -> None:
