@@ -8,6 +8,12 @@ and ``world.json``; attribid.models.simulation.files describes each file.
 (``touchpoints/part-00000.parquet`` ...), simulated and written one at a time, so a run
 of any size needs the memory of one part; ``attribid attribute --touchpoints
 'DIR/touchpoints/*.parquet'`` reads them all.
+
+``--world`` is one of the project's worlds (recency, synergy, impressions, balanced) or a
+zoo world ``zoo:FORM:SEED`` (``zoo:noisy-or:7``): FORM the functional form of the true
+conversion probability (additive, noisy-or, logistic, threshold, diminishing, negative),
+SEED the seed that draws all its parameters; ``--seed`` draws the journeys
+(attribid.models.simulation.zoo).
 """
 from __future__ import annotations
 
@@ -16,11 +22,14 @@ import argparse
 from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
 from attribid.models.simulation.files import write_simulation, write_simulation_parts
 from attribid.models.simulation.simulate import WORLDS
+from attribid.models.simulation.zoo import named_world
+from attribid.models.simulation.zoo_world import FORMS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--world", choices=sorted(WORLDS), default="balanced",
-                        help="which simulated market")
+    parser.add_argument("--world", default="balanced",
+                        help=f"which simulated market: {', '.join(sorted(WORLDS))}, or a zoo "
+                             f"world zoo:FORM:SEED with FORM one of {', '.join(FORMS)}")
     parser.add_argument("--journeys", type=int, default=10_000, help="number of journeys")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
@@ -41,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.journeys < 1:
         raise CommandError(f"--journeys: must be >= 1, got {args.journeys}")
+    try:
+        world = named_world(args.world)
+    except ValueError as exc:
+        raise CommandError(f"--world: {exc}") from None
     # a Namespace made by hand before these flags existed means CSV
     file_format, parts = getattr(args, "format", "csv"), getattr(args, "parts", None)
     if parts is not None and file_format != "parquet":
@@ -50,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
         if not 1 <= parts <= args.journeys:
             raise CommandError(f"--parts: must be in [1, --journeys], got {parts}")
         with errors_as(BAD_INPUT, ValueError):
-            summary = write_simulation_parts(WORLDS[args.world], args.journeys, args.seed,
+            summary = write_simulation_parts(world, args.journeys, args.seed,
                                              args.out, parts, log=progress)
     else:
-        summary = write_simulation(WORLDS[args.world], args.journeys, args.seed, args.out,
+        summary = write_simulation(world, args.journeys, args.seed, args.out,
                                    log=progress)
     print(f"wrote {summary['journeys']} journeys ({summary['touchpoints']} touchpoints, "
           f"{summary['conversions']} conversions) of world {args.world!r} to {args.out}")

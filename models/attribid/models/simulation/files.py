@@ -27,13 +27,14 @@ from attribid.kernels.taxonomy import DEVICES, INTERACTIONS, PRODUCT_CATEGORIES
 from attribid.models.data.journeys import Journeys
 from attribid.models.data.loader import write_journeys
 from attribid.models.progress import bar, counter
-from attribid.models.simulation.simulate import Truth, World, simulate, true_channel_shares
+from attribid.models.simulation.simulate import Truth, World, true_channel_shares
+from attribid.models.simulation.zoo import ZooWorld, simulate_any, world_summary
 
 #: the folders of a run written in parts, one Parquet file per part in each
 PART_FOLDERS: tuple[str, ...] = ("touchpoints", "conversions", "truth", "truth_journeys")
 
 
-def write_simulation(world: World, n_journeys: int, seed: int, out: str | Path,
+def write_simulation(world: World | ZooWorld, n_journeys: int, seed: int, out: str | Path,
                      log: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Simulate ``n_journeys`` of ``world`` and write the files into ``out`` (created if missing).
 
@@ -49,7 +50,7 @@ def write_simulation(world: World, n_journeys: int, seed: int, out: str | Path,
     out = Path(out)
     with counter(4, desc="simulate", unit="step") as steps:
         log(f"simulating {n_journeys:,} journeys of world {world.name!r}")
-        journeys, truth = simulate(world, n_journeys, seed)
+        journeys, truth = simulate_any(world, n_journeys, seed)
         steps.update()
         out.mkdir(parents=True, exist_ok=True)
         log(f"writing {out / 'touchpoints.csv'} and {out / 'conversions.csv'}")
@@ -68,7 +69,7 @@ def write_simulation(world: World, n_journeys: int, seed: int, out: str | Path,
         steps.update()
     shares = true_channel_shares(journeys, truth)
     summary = {
-        "world": dataclasses.asdict(world), "seed": seed,
+        "world": world_summary(world), "seed": seed,
         "journeys": journeys.n_journeys, "touchpoints": journeys.n_touchpoints,
         "conversions": int(journeys.converted.sum()),
         "conversion_rate": float(journeys.converted.mean()),
@@ -160,7 +161,7 @@ def _write_part(out: Path, part: int, journeys: Journeys, truth: Truth) -> None:
         out / "truth_journeys" / name)
 
 
-def write_simulation_parts(world: World, n_journeys: int, seed: int, out: str | Path,
+def write_simulation_parts(world: World | ZooWorld, n_journeys: int, seed: int, out: str | Path,
                            parts: int, log: Callable[[str], None] = lambda text: None
                            ) -> dict[str, Any]:
     """Simulate ``n_journeys`` of ``world`` in ``parts`` Parquet parts under ``out``.
@@ -192,7 +193,7 @@ def write_simulation_parts(world: World, n_journeys: int, seed: int, out: str | 
         f"under {out}")
     for part in bar(range(parts), total=parts, desc="simulate", unit="part"):
         start, size = int(bounds[part]), int(bounds[part + 1] - bounds[part])
-        journeys, truth = simulate(world, size, part_seed(seed, part))
+        journeys, truth = simulate_any(world, size, part_seed(seed, part))
         ids = np.array([f"j{start + k:0{width}d}" for k in range(size)], dtype=object)
         truth = dataclasses.replace(truth, after_conversion=_renamed(
             truth.after_conversion, ids[_owners(journeys, truth.after_conversion)]))
@@ -207,7 +208,7 @@ def write_simulation_parts(world: World, n_journeys: int, seed: int, out: str | 
         part_sum = np.divide(split, total, out=np.zeros_like(split), where=total > 0).sum(0)
         shares = part_sum if shares.size == 0 else shares + part_sum
     summary = {
-        "world": dataclasses.asdict(world), "seed": seed, "parts": parts,
+        "world": world_summary(world), "seed": seed, "parts": parts,
         "journeys": n_journeys, "touchpoints": n_touch, "conversions": n_conv,
         "conversion_rate": n_conv / n_journeys, "channels": list(channels),
         "true_channel_shares": dict(zip(channels, (shares / shares.sum() if shares.sum() > 0

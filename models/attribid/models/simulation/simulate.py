@@ -38,6 +38,7 @@ involves one of its touches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from attribid.kernels.shapley import oldest_to_drop, pairwise_game
 from attribid.kernels.taxonomy import (
     CLICK, DEFAULT_CHANNELS, IMPRESSION, PRODUCT_CATEGORIES,
 )
+
+if TYPE_CHECKING:
+    from attribid.models.simulation.zoo_world import ZooWorld
 
 CHANNELS = DEFAULT_CHANNELS
 _C = len(CHANNELS)
@@ -161,8 +165,8 @@ class Truth:
     touch_shapley: np.ndarray
     #: touches converters had after converting (not part of the journeys)
     after_conversion: Journeys = field(repr=False)
-    #: the world simulated
-    world: World = field(repr=False)
+    #: the world simulated (a zoo world: attribid.models.simulation.zoo)
+    world: World | ZooWorld = field(repr=False)
 
 
 @jit_nogil
