@@ -69,9 +69,11 @@ class Settings:
     max_queue: int = 512
     #: calls gRPC may hold before the server takes them up; past this it refuses a growing
     #: share of new calls, and all of them past 4x (the caller sees CANCELLED): without a
-    #: bound, past saturation every call waits there until its deadline is nearly gone;
+    #: bound, past saturation every call waits there until its deadline is nearly gone.
+    #: 32 is what 32 callers in flight (saturation and then some) never reach; a larger
+    #: bound serves bigger bursts and loses calls to deadlines at twice saturation;
     #: 0 = gRPC's own limits (1000 and 3000)
-    max_pending: int = 16
+    max_pending: int = 32
     #: how shed calls are answered: "fallback" (flagged heuristic) or "reject" (RESOURCE_EXHAUSTED)
     shed_with: str = "fallback"
     #: a call whose remaining deadline is below the expected inference time plus this
