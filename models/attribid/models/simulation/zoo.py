@@ -91,7 +91,7 @@ def _journeys(world: ZooWorld, rng: np.random.Generator, n: int
     interaction = np.where(rng.random(n_touch) < world.click_rate[channel], CLICK,
                            IMPRESSION).astype(np.int8)
     device = np.repeat(rng.choice(np.arange(1, 4), size=n, p=DEVICE_SHARE), lengths)
-    switch = rng.random(n_touch) < 0.15
+    switch = np.asarray(rng.random(n_touch) < 0.15)
     device[switch] = rng.integers(1, 4, size=int(switch.sum()))
     cost = np.round(np.where(interaction == CLICK, 0.8, 0.004)
                     * rng.lognormal(0.0, 0.4, size=n_touch), 4)

@@ -124,7 +124,7 @@ def channel_game(effect: np.ndarray, present: np.ndarray, base: np.ndarray, form
     >>> phi, rem, p = channel_game(e, both, np.array([0.05]), "additive", np.array([[0, 1]]),
     ...                            np.array([0.5]), np.zeros((0, 3), np.int64), np.zeros(0))
     >>> phi.round(4).tolist(), round(float(p[0]), 4)
-    [[0.1354, 0.2354]], 0.4207
+    ([[0.1354, 0.2354]], 0.4207)
     """
     if form not in FORM_CODES:
         raise ValueError(f"form must be one of {', '.join(FORM_CODES)}, got {form!r}")

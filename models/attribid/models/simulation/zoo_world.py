@@ -158,7 +158,8 @@ def _interactions(rng: np.random.Generator, form: str, n: int, harvest: tuple[in
     n_pairs = 0 if p_lo == p_hi == 0 else int(rng.integers(3, 7) if n == 7 else rng.integers(6, 13))
     n_triples = 0 if t_lo == t_hi == 0 else int(rng.integers(1, 4))
     seen: set[tuple[int, ...]] = set()
-    pairs, triples = [], []
+    pairs: list[tuple[int, ...]] = []
+    triples: list[tuple[int, ...]] = []
     while len(pairs) < n_pairs:
         key = tuple(sorted(rng.choice(others, 2, replace=False).tolist()))
         if key not in seen:
