@@ -1,11 +1,16 @@
-"""The benchmark: attribid Score against its floors and a peer, in one run on this machine.
+"""The benchmark: attribid Score against its floors and two peers, in one run on this machine.
 
-    .venv/bin/python -m loadtest.bench            # ~13 min; writes docs/performance.md + .png
+    .venv/bin/python -m loadtest.bench            # ~20 min; writes docs/performance.md + .png
 
 Every server is pinned to ``--server-cores`` and the load generator
 (``loadtest.driver``: one process, one uvloop event loop, pre-serialized
-requests) to ``--client-cores``. Journeys have 32 touchpoints. Raw results go to
-``runs/bench/results.json``; ``--render-only`` rebuilds the docs from them.
+requests) to ``--client-cores``. Two journey mixes: every journey of ``--steps`` (32)
+touchpoints, and the Locust mix (``loadtest.journeys.draw_lengths``: 1-64, mostly 2-8).
+The floors, attribid and the peers (MLServer 1.7.1 in ``.venv-peer``, PyTriton 0.7.0 in
+``.venv-triton``; a peer whose venv is missing is skipped, and the page says so) all run
+the model attribid serves (its int8 variant by default; ``--model-float32`` as the
+server's flag). Raw results go to ``runs/bench/results.json``; ``--render-only`` rebuilds
+the docs from them.
 """
 from __future__ import annotations
 
@@ -23,14 +28,14 @@ from typing import Any, Callable
 import numpy as np
 import orjson
 
-from attribid.models.onnx.runtime import shipped_model_path
+from attribid.models.onnx.runtime import load_model
 from loadtest import h2load, report
-from loadtest.driver import write_requests
+from loadtest.driver import read_requests, write_requests
 from loadtest.floors import floor_a
 from loadtest.histogram import LatencyHistogram
 from loadtest.journeys import generate, score_requests
-from loadtest.peer import launch
-from loadtest.targets import Target, attribid_server, echo_server, peer_server
+from loadtest.peer import kserve, launch
+from loadtest.targets import Target, attribid_server, echo_server, peer_server, triton_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32, 128)
@@ -38,27 +43,67 @@ CONCURRENCY = (1, 8, 32, 128)
 RATE_FRACTIONS = (0.25, 0.5, 0.7, 0.9, 1.0, 1.2, 2.0)
 #: per-call deadline in open loop: a bidder's budget for the whole answer
 OPEN_DEADLINE_S = 0.1
+#: open-loop rates on the Locust mix, as fractions of attribid's saturation on it
+MIX_RATE_FRACTIONS = (0.5, 0.7, 0.9)
+#: a peer's open-loop rate, as a fraction of its own saturation on the same mix
+PEER_RATE_FRACTIONS = (0.7,)
 #: flags of every attribid server of the run but one (which shows what the spinners change)
 ATTRIBID_FLAGS = ("--spin-idle",)
+#: the journey mixes: results of the fixed-length one keep their plain keys ("attribid"),
+#: the Locust mix's carry this suffix ("attribid_mix")
+MIX_SUFFIX = {"fixed": "", "mix": "_mix"}
+#: Triton's dynamic batcher: rows per model call and how long a request may wait for more
+TRITON_MAX_BATCH, TRITON_QUEUE_DELAY_US = 32, 0
 
 
 def prepare(out: Path, steps: int, n: int, seed: int) -> dict[str, Any]:
-    """Write the request files every target is driven with; return their sizes."""
-    journeys = generate(n, seed=seed, length=steps)
-    reqs = [r.SerializeToString() for r in score_requests(journeys, seed=seed)]
-    write_requests(out / "score.bin", reqs)
-    cols = {name: getattr(journeys, name).reshape(n, steps)
-            for name in ("channel", "timestamp", "interaction", "cost", "device")}
-    np.savez(out / "journeys.npz", category=journeys.category, **cols)
-    info: dict[str, Any] = {"journeys": n, "steps": steps,
-                            "score_request_bytes": float(np.mean([len(r) for r in reqs]))}
-    if launch.peer_available():
-        subprocess.run([str(launch.PEER_VENV / "bin" / "python"), "-m",
-                        "loadtest.peer.make_requests", str(out / "journeys.npz"),
-                        str(out / "peer.bin")], check=True, cwd=ROOT)
-        from loadtest.driver import read_requests
-        info["peer_request_bytes"] = float(np.mean([len(r) for r in read_requests(out / "peer.bin")]))
+    """Write the request files every target is driven with, per mix; return what they hold.
+
+    ``score{suffix}.bin`` (attribid and the echo floors) and ``peer{suffix}.bin`` (KServe v2,
+    both peers) carry the same journeys.
+    """
+    info: dict[str, Any] = {"journeys": n, "steps": steps, "mixes": {}}
+    for mix, suffix in MIX_SUFFIX.items():
+        journeys = generate(n, seed=seed, length=steps if mix == "fixed" else None)
+        reqs = [r.SerializeToString() for r in score_requests(journeys, seed=seed)]
+        write_requests(out / f"score{suffix}.bin", reqs)
+        peer_reqs = kserve.infer_requests(journeys, launch.MODEL_NAME)
+        write_requests(out / f"peer{suffix}.bin", peer_reqs)
+        lens = journeys.lengths()
+        info["mixes"][mix] = {
+            "mean_touchpoints": float(lens.mean()), "max_touchpoints": int(lens.max()),
+            "min_touchpoints": int(lens.min()),
+            "score_request_bytes": float(np.mean([len(r) for r in reqs])),
+            "peer_request_bytes": float(np.mean([len(r) for r in peer_reqs]))}
+    info["score_request_bytes"] = info["mixes"]["fixed"]["score_request_bytes"]
+    info["peer_request_bytes"] = info["mixes"]["fixed"]["peer_request_bytes"]
     return info
+
+
+def served_models(args: argparse.Namespace) -> dict[str, str]:
+    """The ONNX file attribid serves under the run's flags (as the server picks it), and the
+    float32 file it stands in for (the same file when float32 is served)."""
+    served = load_model(args.model or None, prefer_int8=not args.model_float32)
+    float32 = load_model(args.model or None, prefer_int8=False)
+    return {"path": served.path, "version": served.version, "precision": served.info.precision,
+            "float32_path": float32.path}
+
+
+def peer_check(target: Target, requests: Path, model_path: str) -> dict[str, Any]:
+    """One call to a peer, its answer against the served model run in process on the same
+    journey (the same file through the same featurizer: they should agree closely)."""
+    import grpc
+
+    from loadtest.peer.scoring import PeerScorer
+
+    request = read_requests(requests)[0]
+    with grpc.insecure_channel(target.address) as channel:
+        reply = channel.unary_unary(target.method)(request, timeout=10.0)
+    answer = kserve.decode_response(reply)
+    expected, _ = PeerScorer(model_path)(kserve.decode_request(request)["inputs"])
+    got = float(np.ravel(answer["conversion"])[0])
+    return {"conversion": got, "in_process": float(expected[0]),
+            "abs_diff": abs(got - float(expected[0]))}
 
 
 def measure(target: Target, requests: Path, client_cores: str | None, *, closed: int = 0,
@@ -139,11 +184,15 @@ def closed_sweep(target: Target, requests: Path, args: argparse.Namespace,
 
 
 def open_sweep(target: Target, requests: Path, args: argparse.Namespace, saturation: float,
-               fractions: tuple[float, ...] = RATE_FRACTIONS) -> list[dict[str, Any]]:
-    """Poisson arrivals at these fractions of ``saturation``, each call with the open deadline."""
+               fractions: tuple[float, ...] = RATE_FRACTIONS,
+               parse_fallback: bool = True) -> list[dict[str, Any]]:
+    """Poisson arrivals at these fractions of ``saturation``, each call with the open deadline.
+
+    ``parse_fallback`` reads attribid's answers for its fallback flag (a peer has none).
+    """
     return [measure(target, requests, args.client_cores, rate=f * saturation,
                     duration=args.duration, warmup=args.warmup, timeout=OPEN_DEADLINE_S,
-                    parse_fallback=True) | {"fraction": f} for f in fractions]
+                    parse_fallback=parse_fallback) | {"fraction": f} for f in fractions]
 
 
 def locust_run(target: Target, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -179,10 +228,14 @@ def locust_run(target: Target, out: Path, args: argparse.Namespace) -> dict[str,
 
 def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     logs = out / "logs"
-    res: dict[str, Any] = {"meta": _meta(args), "failures": []}
+    res: dict[str, Any] = {"meta": _meta(args), "failures": [], "skipped": []}
     res["meta"].update(prepare(out, args.steps, 512, args.seed))
+    models = served_models(args)
+    res["meta"]["model"] = models
+    model = Path(models["path"])
     score = out / "score.bin"
-    model = Path(args.model or shipped_model_path())
+    served_flags = (*(("--model-path", args.model) if args.model else ()),
+                    *(("--model-float32",) if args.model_float32 else ()))
 
     def guarded(name: str, step: Callable[[], None]) -> None:
         # A failed optional part is reported, not allowed to lose the rest of the run.
@@ -192,9 +245,13 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             res["failures"].append(f"{name}: {type(exc).__name__}: {exc}")
             print(f"  {name} FAILED: {exc}", flush=True)
 
-    print("floor A: in-process onnxruntime", flush=True)
+    print(f"floor A: in-process onnxruntime, {models['precision']} ({model.name})", flush=True)
     os.sched_setaffinity(0, _cores(args.server_cores))
     res["floor_a"] = [asdict(r) for r in floor_a(str(model), args.steps, args.threads, 1.0)]
+    if models["float32_path"] != models["path"]:
+        # The float32 network's own forward pass at batch 1: what the round trip is held to.
+        res["floor_a_float32"] = [asdict(r) for r in floor_a(
+            models["float32_path"], args.steps, args.threads, 0.5, batches=(1,))]
     os.sched_setaffinity(0, _cores(args.client_cores))
     print("floor B: bare grpc.aio + uvloop echo server", flush=True)
     with echo_server(args.server_cores, logs) as echo:
@@ -211,57 +268,112 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     guarded("floor A+B", floor_ab)
 
     print(f"attribid, 1 worker ({' '.join(ATTRIBID_FLAGS)})", flush=True)
-    with attribid_server(args.server_cores, logs, extra=ATTRIBID_FLAGS) as srv:
+    with attribid_server(args.server_cores, logs, extra=(*ATTRIBID_FLAGS, *served_flags)) as srv:
         res["attribid"] = closed_sweep(srv, score, args)
         guarded("h2load attribid",
                 lambda: res.update(h2load_attribid=cross_check(srv, out, args)))
         sat = max(r["throughput"] for r in res["attribid"])
         guarded("open loop", lambda: res.update(open=open_sweep(srv, score, args, sat)))
+        print("attribid on the Locust mix of journey lengths", flush=True)
+
+        def mix() -> None:
+            res["attribid_mix"] = closed_sweep(srv, out / "score_mix.bin", args)
+            sat_mix = max(r["throughput"] for r in res["attribid_mix"])
+            res["open_mix"] = open_sweep(srv, out / "score_mix.bin", args, sat_mix,
+                                         MIX_RATE_FRACTIONS)
+
+        guarded("attribid mix", mix)
         print("Locust, headless, against the same server", flush=True)
         guarded("locust", lambda: res.update(locust=locust_run(srv, out, args)))
 
     def no_spin() -> None:
-        with attribid_server(args.server_cores, logs) as srv:
+        with attribid_server(args.server_cores, logs, extra=served_flags) as srv:
             res["no_spin"] = closed_sweep(srv, score, args, (1, 32))
 
     def reject_2x() -> None:
         sat = max(r["throughput"] for r in res["attribid"])
-        flags = (*ATTRIBID_FLAGS, "--shed-with", "reject")
+        flags = (*ATTRIBID_FLAGS, *served_flags, "--shed-with", "reject")
         with attribid_server(args.server_cores, logs, extra=flags) as srv:
             res["open_reject"] = open_sweep(srv, score, args, sat, (0.7, 2.0))
 
     def no_batching() -> None:
-        flags = (*ATTRIBID_FLAGS, "--max-batch", "1")
+        flags = (*ATTRIBID_FLAGS, *served_flags, "--max-batch", "1")
         with attribid_server(args.server_cores, logs, extra=flags) as srv:
             res["no_batching"] = closed_sweep(srv, score, args, (1, 32))
 
     def workers2() -> None:
-        with attribid_server(None, logs, workers=2, extra=ATTRIBID_FLAGS) as srv:
+        with attribid_server(None, logs, workers=2, extra=(*ATTRIBID_FLAGS, *served_flags)) as srv:
             res["workers2"] = closed_sweep(srv, score, args, (1, 32, 128))
 
-    print("attribid, 1 worker, default flags (no idle spinners)", flush=True)
-    guarded("no spinners", no_spin)
-    print("attribid, 1 worker, --shed-with reject, open loop", flush=True)
-    guarded("reject at 2x", reject_2x)
+    if not args.peers_only:
+        print("attribid, 1 worker, default flags (no idle spinners)", flush=True)
+        guarded("no spinners", no_spin)
+        print("attribid, 1 worker, --shed-with reject, open loop", flush=True)
+        guarded("reject at 2x", reject_2x)
+        print("attribid, 1 worker, batching off (--max-batch 1)", flush=True)
+        guarded("batching off", no_batching)
+        print("attribid, 2 workers (both cores; the load generator shares one)", flush=True)
+        guarded("2 workers", workers2)
+    run_peers(args, out, model, res, guarded)
+    res["meta"]["load_after"] = os.getloadavg()
+    res["meta"]["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return res
 
-    print("attribid, 1 worker, batching off (--max-batch 1)", flush=True)
-    guarded("batching off", no_batching)
-    print("attribid, 2 workers (both cores; the load generator shares one)", flush=True)
-    guarded("2 workers", workers2)
-    if launch.peer_available() and not args.skip_peer:
+
+def peer_sweeps(target: Target, key: str, out: Path, args: argparse.Namespace,
+                res: dict[str, Any]) -> None:
+    """A peer on both mixes: the closed-loop sweep, then open loop at its own saturation's
+    ``PEER_RATE_FRACTIONS``; results under ``key`` + the mix's suffix."""
+    for suffix in MIX_SUFFIX.values():
+        requests = out / f"peer{suffix}.bin"
+        res[key + suffix] = closed_sweep(target, requests, args)
+        sat = max(r["throughput"] for r in res[key + suffix])
+        res[f"{key}_open{suffix}"] = open_sweep(target, requests, args, sat,
+                                                PEER_RATE_FRACTIONS, parse_fallback=False)
+
+
+def run_peers(args: argparse.Namespace, out: Path, model: Path, res: dict[str, Any],
+              guarded: Callable[[str, Callable[[], None]], None]) -> None:
+    """MLServer (adaptive batching off, on) and PyTriton, each only when its venv is there."""
+    checks = res.setdefault("peer_checks", {})
+    if args.skip_peer:
+        res["skipped"].append("MLServer 1.7.1: left out by --skip-peer")
+    elif not launch.peer_available():
+        res["skipped"].append("MLServer 1.7.1: no `.venv-peer` "
+                              "(make it with `bash loadtest/peer/setup_peer.sh`)")
+    else:
         for batching in (False, True):
             key = "peer_batching" if batching else "peer"
             print(f"peer: MLServer 1.7.1, adaptive batching {'on' if batching else 'off'}",
                   flush=True)
 
             def peer(key: str = key, batching: bool = batching) -> None:
-                with peer_server(args.server_cores, logs, model, batching) as target:
-                    res[key] = closed_sweep(target, out / "peer.bin", args)
+                with peer_server(args.server_cores, out / "logs", model, batching) as target:
+                    checks[key] = peer_check(target, out / "peer.bin", str(model))
+                    peer_sweeps(target, key, out, args, res)
 
             guarded(key, peer)
-    res["meta"]["load_after"] = os.getloadavg()
-    res["meta"]["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return res
+    if args.skip_triton:
+        res["skipped"].append("PyTriton 0.7.0: left out by --skip-triton")
+    elif not launch.triton_available():
+        res["skipped"].append("PyTriton 0.7.0: no `.venv-triton` "
+                              "(make it with `bash loadtest/peer/setup_triton.sh`)")
+    else:
+        print(f"peer: PyTriton 0.7.0, dynamic batching (max_batch_size {TRITON_MAX_BATCH}, "
+              f"max_queue_delay {TRITON_QUEUE_DELAY_US} µs)", flush=True)
+
+        def triton() -> None:
+            with triton_server(args.server_cores, out / "logs", model, TRITON_MAX_BATCH,
+                               TRITON_QUEUE_DELAY_US) as target:
+                checks["triton"] = peer_check(target, out / "peer.bin", str(model))
+                peer_sweeps(target, "triton", out, args, res)
+
+        guarded("triton", triton)
+    res["meta"]["triton_batcher"] = {"max_batch_size": TRITON_MAX_BATCH,
+                                     "max_queue_delay_us": TRITON_QUEUE_DELAY_US}
+    for name, check in checks.items():
+        print(f"  {name}: conversion {check['conversion']:.6f}, in process "
+              f"{check['in_process']:.6f}", flush=True)
 
 
 def _cores(spec: str | None) -> set[int]:
@@ -286,7 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
-    parser.add_argument("--model", default="", help="ONNX file; default the shipped model")
+    parser.add_argument("--model", default="",
+                        help="ONNX file or folder, as the server's --model-path; default the "
+                             "shipped model (its int8 variant when its parity gate passed)")
+    parser.add_argument("--model-float32", action="store_true",
+                        help="serve (and measure the floors and peers with) float32, as the "
+                             "server's flag")
     parser.add_argument("--steps", type=int, default=32, help="touchpoints per journey")
     parser.add_argument("--threads", type=int, default=1,
                         help="onnxruntime intra-op threads for floor A (the server's default)")
@@ -299,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--locust-seconds", type=float, default=10.0)
     parser.add_argument("--locust-rate", type=float, default=200.0, help="Locust tasks/s")
-    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-peer", action="store_true", help="leave out MLServer")
+    parser.add_argument("--skip-triton", action="store_true", help="leave out PyTriton")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="floors, attribid (1 worker, both mixes) and the peers; leave out "
+                             "the other attribid variants (no spinners, reject, batching off, "
+                             "2 workers)")
     parser.add_argument("--nice", type=int, default=0,
                         help="scheduling niceness for this run and every process it starts "
                              "(negative needs root; keeps other work on the machine from "

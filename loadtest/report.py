@@ -10,9 +10,21 @@ from typing import Any
 
 #: what the capability asks for, checked against each run
 P99_BUDGET_MS = 10.0
-C1_OVERHEAD_MS = 0.5
-SAT_SHARE = 0.7
-PEER_FACTOR = 2.0
+#: concurrency 1: attribid p50 at most floor A+B's p50 + this ...
+C1_OVERHEAD_MS = 0.3
+#: ... and at most this times the float32 network's own forward pass at batch 1
+C1_FLOAT32_FACTOR = 1.5
+#: saturation: at least this share of the one-core ceiling, with the model it serves
+SAT_SHARE = 0.9
+#: saturation throughput at equal or lower p99: at least this times MLServer's ...
+PEER_FACTOR = 3.0
+#: ... and this times PyTriton's
+TRITON_FACTOR = 1.0
+#: the peers as the results name them: (result keys of its configurations, label)
+PEERS = {"mlserver": (("peer", "peer_batching"), "MLServer 1.7.1"),
+         "triton": (("triton",), "PyTriton 0.7.0")}
+#: journey mixes: (suffix of their result keys, label)
+MIXES = (("", "fixed"), ("_mix", "Locust mix"))
 #: the open-loop deadline each call carries (loadtest.bench.OPEN_DEADLINE_S)
 OPEN_DEADLINE_MS = 100.0
 #: "bounded" at 2x saturation: admitted calls answered within the deadline, give or take
@@ -46,7 +58,6 @@ def figures(res: dict[str, Any]) -> dict[str, Any]:
         "attribid_c1_p99": at1["p99"], "attribid_sat": at_sat["throughput"],
         "attribid_sat_p99": at_sat["p99"],
     }
-    fig["c1_limit"] = fa1 + fb1["p50"] + C1_OVERHEAD_MS
     fig["c1_overhead"] = at1["p50"] - fa1 - fb1["p50"]
     lower = min(fa_best["journeys_per_s"], fb_sat["throughput"])
     fig["sat_share"] = at_sat["throughput"] / lower
@@ -59,6 +70,8 @@ def figures(res: dict[str, Any]) -> dict[str, Any]:
         fig[f"{key}_c1_p50"] = one["p50"] if one else None
     if res.get("floor_ab"):
         fig["floor_ab_sat"] = _best(res["floor_ab"])["throughput"]
+    fig["c1_limit"] = (fig["floor_ab_c1_p50"] + C1_OVERHEAD_MS
+                       if fig.get("floor_ab_c1_p50") is not None else None)
     open70 = next((r for r in res.get("open", []) if r["fraction"] == 0.7), None)
     fig["open70_p99"] = open70["p99"] if open70 else None
     for key, rows in (("open2x", res.get("open", [])), ("reject2x", res.get("open_reject", []))):
@@ -67,17 +80,24 @@ def figures(res: dict[str, Any]) -> dict[str, Any]:
         fig[f"{key}_p99_admitted_send"] = r.get("p99_admitted_from_send") if r else None
         fig[f"{key}_admitted_per_s"] = r.get("admitted", 0) / r["duration_s"] if r else None
         fig[f"{key}_sent_per_s"] = r["sent"] / r["duration_s"] if r else None
-    peers = [r for key in ("peer", "peer_batching") for r in res.get(key, [])]
-    if peers:
-        peer_sat = _best(peers)
-        fig["peer_sat"], fig["peer_sat_p99"] = peer_sat["throughput"], peer_sat["p99"]
-        fig["peer_sat_target"] = peer_sat["target"]
-        eligible = [r for r in res["attribid"] if r["p99"] is not None
-                    and r["p99"] <= peer_sat["p99"]]
-        fig["attribid_at_peer_p99"] = max((r["throughput"] for r in eligible), default=0.0)
-        fig["peer_ratio"] = fig["attribid_at_peer_p99"] / peer_sat["throughput"]
-        peer1 = [r for r in peers if r["level"] == 1]
-        fig["peer_c1_p50"] = min(r["p50"] for r in peer1) if peer1 else None
+    fig["peers"] = {}
+    for suffix, _ in MIXES:
+        for peer, (keys, _label) in PEERS.items():
+            cmp = peer_comparison(res, keys, suffix)
+            if cmp:
+                fig["peers"][peer + suffix] = cmp
+    if "mlserver" in fig["peers"]:
+        cmp = fig["peers"]["mlserver"]
+        fig["peer_sat"], fig["peer_sat_p99"] = cmp["sat"], cmp["sat_p99"]
+        fig["peer_sat_target"], fig["attribid_at_peer_p99"] = cmp["target"], cmp["attribid_at_p99"]
+        fig["peer_ratio"], fig["peer_c1_p50"] = cmp["ratio"], cmp["c1_p50"]
+    open70_mix = next((r for r in res.get("open_mix", []) if r["fraction"] == 0.7), None)
+    fig["open70_mix_p99"] = open70_mix["p99"] if open70_mix else None
+    f32 = res.get("floor_a_float32") or (
+        res["floor_a"] if res.get("meta", {}).get("model", {}).get("precision") == "float32"
+        else None)
+    fig["floor_a_f32_b1_ms"] = (next(r for r in f32 if r["batch"] == 1)["median_ms"]
+                                if f32 else None)
     if res.get("workers2"):
         fig["workers_ratio"] = _best(res["workers2"])["throughput"] / at_sat["throughput"]
     if res.get("no_batching"):
@@ -88,6 +108,36 @@ def figures(res: dict[str, Any]) -> dict[str, Any]:
         if 1 in nb and 1 in at and nb[1]["p99"]:
             fig["batching_p99_c1"] = at[1]["p99"] / nb[1]["p99"]
     return fig
+
+
+def peer_comparison(res: dict[str, Any], keys: tuple[str, ...],
+                    suffix: str = "") -> dict[str, Any] | None:
+    """A peer against attribid on one mix: the peer's best closed-loop point over ``keys``
+    (its configurations), and the most attribid throughput at a p99 no higher than that
+    point's; None when the peer did not run on that mix.
+
+    >>> pt = lambda c, t, p99: {"level": c, "throughput": t, "p50": p99 / 2, "p99": p99,
+    ...                         "target": "x"}
+    >>> res = {"attribid": [pt(1, 300, 3.0), pt(32, 900, 40.0)],
+    ...        "triton": [pt(1, 200, 6.0), pt(32, 400, 90.0)]}
+    >>> cmp = peer_comparison(res, ("triton",))
+    >>> cmp["sat"], cmp["attribid_at_p99"], round(cmp["ratio"], 2)
+    (400, 900, 2.25)
+    """
+    rows = [r for key in keys for r in res.get(key + suffix, [])]
+    if not rows or not res.get("attribid" + suffix):
+        return None
+    sat = _best(rows)
+    eligible = [r["throughput"] for r in res["attribid" + suffix]
+                if r["p99"] is not None and sat["p99"] is not None and r["p99"] <= sat["p99"]]
+    at_p99 = max(eligible, default=0.0)
+    ones = [r["p50"] for r in rows if r["level"] == 1 and r["p50"] is not None]
+    return {"sat": sat["throughput"], "sat_p99": sat["p99"], "target": sat["target"],
+            "sat_level": sat["level"], "attribid_at_p99": at_p99,
+            "ratio": at_p99 / sat["throughput"] if sat["throughput"] else float("nan"),
+            "sat_ratio": _best(res["attribid" + suffix])["throughput"] / sat["throughput"]
+            if sat["throughput"] else float("nan"),
+            "c1_p50": min(ones) if ones else None}
 
 
 def checks(fig: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
@@ -110,17 +160,20 @@ def checks(fig: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         if p99s is not None and not math.isnan(p99s):
             verdicts.append(p99s <= DEADLINE_SLACK * OPEN_DEADLINE_MS
                             and goodput >= GOODPUT_SHARE * fig["attribid_sat"])
+    limit = fig.get("c1_limit")
     out: list[tuple[str, str, bool | None]] = [
-        (f"concurrency 1 p50 <= floor A (batch 1) + floor B p50 + {C1_OVERHEAD_MS} ms",
-         f"{_f(fig['attribid_c1_p50'])} ms vs limit {_f(fig['c1_limit'])} ms "
-         f"(attribid adds {_f(fig['c1_overhead'])} ms over both floors{ab})",
-         fig["attribid_c1_p50"] <= fig["c1_limit"]),
-        (f"saturation >= {SAT_SHARE:.0%} of min(floor A best, floor B)",
-         f"{fig['attribid_sat']:.0f}/s = {fig['sat_share']:.0%} of the lower floor; "
-         f"{fig['sat_share_serial']:.0%} of {fig['serial_ceiling']:.0f}/s, what one core "
-         "doing both floors' work at floor cost could serve",
-         fig["sat_share"] >= SAT_SHARE),
-        (f"p99 < {P99_BUDGET_MS:.0f} ms at 70 % of saturation (open loop)",
+        (f"concurrency 1 p50 <= floor A+B's p50 (the served model) + {C1_OVERHEAD_MS} ms",
+         f"{_f(fig['attribid_c1_p50'])} ms vs limit {_f(limit)} ms "
+         f"(attribid adds {_f(fig['c1_overhead'])} ms over floor A batch 1 + floor B p50{ab})",
+         None if limit is None else fig["attribid_c1_p50"] <= limit),
+        (f"saturation >= {SAT_SHARE:.0%} of the one-core ceiling "
+         "1/(1/floor A best + 1/floor B saturation), with the model it serves",
+         f"{fig['attribid_sat']:.0f}/s = {fig['sat_share_serial']:.0%} of "
+         f"{fig['serial_ceiling']:.0f}/s, what one core doing both floors' work at floor cost "
+         f"could serve; {fig['sat_share']:.0%} of the lower floor",
+         fig["sat_share_serial"] >= SAT_SHARE),
+        (f"p99 < {P99_BUDGET_MS:.0f} ms at 70 % of saturation (open loop), "
+         "fixed-length journeys",
          f"{_f(fig['open70_p99'])} ms", None if fig["open70_p99"] is None
          else fig["open70_p99"] < P99_BUDGET_MS),
         (f"bounded p99 of admitted calls at 2x saturation: calls answered by the network "
@@ -129,12 +182,35 @@ def checks(fig: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
          f">= {GOODPUT_SHARE:.0%} of saturation",
          "; ".join(shed) or "n/a", any(verdicts) if verdicts else None),
     ]
-    if "peer_ratio" in fig:
-        out.append((f">= {PEER_FACTOR:.0f}x the peer's saturation throughput at equal or lower p99",
-                    f"{fig['peer_ratio']:.1f}x ({fig['attribid_at_peer_p99']:.0f}/s vs "
-                    f"{fig['peer_sat']:.0f}/s at p99 <= {_f(fig['peer_sat_p99'], 1)} ms)",
-                    fig["peer_ratio"] >= PEER_FACTOR))
+    if "mlserver" in fig["peers"]:
+        out.append(_peer_check(fig["peers"]["mlserver"], "MLServer", PEER_FACTOR, "fixed"))
+    if fig.get("floor_a_f32_b1_ms"):
+        limit32 = C1_FLOAT32_FACTOR * fig["floor_a_f32_b1_ms"]
+        out.append((f"concurrency 1 p50 <= {C1_FLOAT32_FACTOR}x the float32 network's "
+                    "in-process forward pass at batch 1",
+                    f"{_f(fig['attribid_c1_p50'])} ms vs limit {_f(limit32)} ms "
+                    f"({fig['attribid_c1_p50'] / fig['floor_a_f32_b1_ms']:.2f}x "
+                    f"{_f(fig['floor_a_f32_b1_ms'])} ms)",
+                    fig["attribid_c1_p50"] <= limit32))
+    if fig.get("open70_mix_p99") is not None:
+        out.append((f"p99 < {P99_BUDGET_MS:.0f} ms at 70 % of saturation (open loop), "
+                    "Locust mix", f"{_f(fig['open70_mix_p99'])} ms",
+                    fig["open70_mix_p99"] < P99_BUDGET_MS))
+    if "mlserver_mix" in fig["peers"]:
+        out.append(_peer_check(fig["peers"]["mlserver_mix"], "MLServer", PEER_FACTOR,
+                               "Locust mix"))
+    for key, mix in (("triton", "fixed"), ("triton_mix", "Locust mix")):
+        if key in fig["peers"]:
+            out.append(_peer_check(fig["peers"][key], "PyTriton", TRITON_FACTOR, mix))
     return out
+
+
+def _peer_check(cmp: dict[str, Any], name: str, factor: float,
+                mix: str) -> tuple[str, str, bool | None]:
+    return (f">= {factor:.0f}x {name}'s saturation throughput at equal or lower p99, {mix}",
+            f"{cmp['ratio']:.2f}x ({cmp['attribid_at_p99']:.0f}/s vs {cmp['sat']:.0f}/s at "
+            f"p99 <= {_f(cmp['sat_p99'], 1)} ms, {cmp['target']} at concurrency "
+            f"{cmp['sat_level']:.0f})", cmp["ratio"] >= factor)
 
 
 def _table(rows: list[dict[str, Any]], level_name: str) -> list[str]:
@@ -173,8 +249,151 @@ def _open_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: the rows of the side-by-side tables: (closed-loop key, open-loop key, label)
+SIDE_BY_SIDE = (("floor_ab", "", "floor A+B: echo server + forward pass (batch 1)"),
+                ("attribid", "open", "attribid, 1 worker, --spin-idle"),
+                ("peer", "peer_open", "MLServer 1.7.1, adaptive batching off"),
+                ("peer_batching", "peer_batching_open", "MLServer 1.7.1, adaptive batching on"),
+                ("triton", "triton_open", "PyTriton 0.7.0, dynamic batching"))
+
+
+def _model_line(meta: dict[str, Any]) -> list[str]:
+    model = meta.get("model")
+    if not model:
+        return []
+    return ["", f"Model served by attribid and run by the floors and both peers: "
+                f"`{Path(model['path']).name}` ({model['precision']}, version "
+                f"`{model['version']}`)."]
+
+
+def _journey_lines(meta: dict[str, Any]) -> list[str]:
+    mixes = meta.get("mixes")
+    if not mixes:
+        return [f"- Journeys of {meta['steps']} touchpoints from `loadtest/journeys.py` "
+                f"(seeded, {meta['journeys']} distinct requests, "
+                f"{meta['score_request_bytes']:.0f} bytes each on the wire), sent round robin."]
+    fixed, mix = mixes["fixed"], mixes.get("mix")
+    lines = [f"- Two mixes of journeys from `loadtest/journeys.py` (seeded, {meta['journeys']} "
+             "distinct requests each, sent round robin): all of "
+             f"{meta['steps']} touchpoints ({fixed['score_request_bytes']:.0f} bytes a Score "
+             "request on the wire)"]
+    if mix:
+        lines[0] += (f", and the Locust mix (`draw_lengths`: {mix['min_touchpoints']}-"
+                     f"{mix['max_touchpoints']} touchpoints, mean {mix['mean_touchpoints']:.1f}; "
+                     f"{mix['score_request_bytes']:.0f} bytes a request on average)")
+    return [lines[0] + "."]
+
+
+def side_by_side(res: dict[str, Any], fig: dict[str, Any]) -> list[str]:
+    """Per mix, one row per server: c=1, saturation, and p99 at 70 % of its own saturation."""
+    lines = ["", "## Side by side: the floor, attribid and the peers", "",
+             "Every server on the same core, driven by the same load generator with the same "
+             "journeys. c=1: closed loop, one call in flight. Saturation: the best point of "
+             "the closed-loop sweep. Open loop: Poisson arrivals at 70 % of that server's own "
+             f"saturation on the same mix, {res['meta']['open_deadline_ms']:.0f} ms deadline, "
+             "latency from each call's scheduled arrival. Errors: gRPC status codes over every "
+             "point of the row."]
+    for suffix, mix in MIXES:
+        if not res.get("attribid" + suffix):
+            continue
+        lines += ["", f"{mix[0].upper() + mix[1:]} journeys:", "",
+                  "| server | c=1 p50 ms | c=1 p99 ms | saturation calls/s | at concurrency | "
+                  "p99 at saturation ms | server CPU there | open loop 70 %: offered/s | "
+                  "p99 ms | errors |", "|" + "---|" * 10]
+        for closed, open_key, label in SIDE_BY_SIDE:
+            rows = res.get(closed + suffix)
+            if not rows:
+                continue
+            one = next((r for r in rows if r["level"] == 1), None)
+            sat = _best(rows)
+            open70 = next((r for r in res.get(open_key + suffix, []) if open_key
+                           and r["fraction"] == 0.7), None)
+            errors: dict[str, int] = {}
+            for r in rows + ([open70] if open70 else []):
+                for code, n in r["errors"].items():
+                    errors[code] = errors.get(code, 0) + n
+            offered = f"{open70['level']:.0f}" if open70 else "n/a"
+            codes = ", ".join(f"{k} {v}" for k, v in errors.items()) or "0"
+            lines.append(
+                f"| {label} | {_f(one['p50'] if one else None)} | "
+                f"{_f(one['p99'] if one else None)} | {sat['throughput']:.0f} | "
+                f"{sat['level']:.0f} | {_f(sat['p99'])} | {sat['server_cpu']:.2f} | "
+                f"{offered} | {_f(open70['p99'] if open70 else None)} | {codes} |")
+        for peer, (_keys, label) in PEERS.items():
+            cmp = fig["peers"].get(peer + suffix)
+            if cmp:
+                lines += ["", f"attribid / {label}: {cmp['sat_ratio']:.2f}x its saturation "
+                          f"throughput; {cmp['ratio']:.2f}x at equal or lower p99 "
+                          f"({cmp['attribid_at_p99']:.0f}/s at p99 <= "
+                          f"{_f(cmp['sat_p99'], 1)} ms against {cmp['sat']:.0f}/s)."]
+    if res.get("skipped"):
+        lines += ["", "Not measured in this run: " + "; ".join(res["skipped"]) + "."]
+    return lines
+
+
+def peer_sections(res: dict[str, Any]) -> list[str]:
+    """Each peer's closed-loop sweep and open-loop point per mix, and how the peers ran."""
+    meta = res["meta"]
+    titles = {"peer": "MLServer 1.7.1, custom runtime, adaptive batching off",
+              "peer_batching": "MLServer 1.7.1, adaptive batching on (max_batch_size 32, "
+                               "max_batch_time 2 ms)",
+              "triton": "PyTriton 0.7.0, Triton's dynamic batcher"}
+    lines: list[str] = []
+    for key, title in titles.items():
+        for suffix, mix in MIXES:
+            if not res.get(key + suffix):
+                continue
+            lines += ["", f"## Peer: {title}, {mix} journeys", "",
+                      *_table(res[key + suffix], "concurrency")]
+            if res.get(f"{key}_open{suffix}"):
+                lines += ["", "Open loop at 70 % of its own saturation above:", "",
+                          *_peer_open_table(res[f"{key}_open{suffix}"])]
+    if not any(res.get(k) for k in titles):
+        return lines
+    batcher = meta.get("triton_batcher", {})
+    sizes = "; ".join(f"{mix}: {info['peer_request_bytes']:.0f} bytes" for mix, info in
+                      meta.get("mixes", {}).items())
+    lines += ["", "Both peers featurize with attribid's own featurizer and run the same ONNX "
+              "file through `attribid.models.onnx.runtime` (the server's session options, 1 "
+              "intra-op thread) in one session (`loadtest/peer/scoring.py`); they attribute "
+              "and bid nothing, so they do less work per call than attribid. MLServer runs "
+              "inference in the server process (`parallel_workers` 0, debug off). PyTriton "
+              "runs Triton's C++ HTTP/gRPC front end (bound to 127.0.0.1) and hands each "
+              "batch to the Python model function behind `@batch` over shared memory; its "
+              "dynamic batcher takes up to "
+              f"{batcher.get('max_batch_size', 'n/a')} requests a call, holding none for more "
+              f"than {batcher.get('max_queue_delay_us', 'n/a')} µs. Requests are KServe v2 "
+              "`ModelInfer` messages with raw tensor contents, one journey a request, padded "
+              "to the longest journey of the mix with its `length`, so either batcher can "
+              "stack any of them and a batch is featurized and run padded to its longest "
+              f"journey, as attribid's one run is ({sizes or 'n/a'} a request). Their processes "
+              "(for PyTriton: the model function, tritonserver and Triton's Python-backend "
+              "stub) all run on the server's core and count in its CPU."]
+    checks_ = res.get("peer_checks", {})
+    if checks_:
+        lines += ["", "Each peer's answer to the first request against the served model run "
+                  "in process on the same journey: " + "; ".join(
+                      f"{k}: conversion {c['conversion']:.6f} vs {c['in_process']:.6f}"
+                      for k, c in checks_.items()) + "."]
+    return lines
+
+
+def _peer_open_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| x saturation | offered/s | ok/s | p50 ms | p90 ms | p99 ms | errors | "
+             "dropped by generator | send lag p99 ms | p99 from send ms | server CPU | "
+             "client CPU |", "|" + "---|" * 12]
+    for r in rows:
+        errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
+        lines.append(f"| {r['fraction']:.2f} | {r['level']:.0f} | {r['throughput']:.0f} | "
+                     f"{_f(r['p50'])} | {_f(r['p90'])} | {_f(r['p99'])} | {errors} | "
+                     f"{r['dropped']} | {_f(r.get('send_lag_p99'))} | "
+                     f"{_f(r.get('p99_from_send'))} | {r['server_cpu']:.2f} | "
+                     f"{r['client_cpu']:.2f} |")
+    return lines
+
+
 def plot(res: dict[str, Any], path: Path) -> None:
-    """p50 and p99 latency against achieved throughput, one line per target."""
+    """p50 and p99 latency against achieved throughput, one line per target, one row per mix."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -183,30 +402,38 @@ def plot(res: dict[str, Any], path: Path) -> None:
               ("floor_ab", "floor A+B: echo server + forward pass"),
               ("attribid", "attribid, closed loop"),
               ("open", "attribid, open loop (Poisson)"), ("workers2", "attribid, 2 workers"),
-              ("no_batching", "attribid, batching off"), ("peer", "MLServer peer"),
-              ("peer_batching", "MLServer peer, adaptive batching")]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), sharey=True)
-    for ax, key in zip(axes, ("p50", "p99")):
-        for name, label in series:
-            rows = sorted(res.get(name, []), key=lambda r: r["level"])
-            rows = [r for r in rows if r[key] is not None]
-            if rows:
-                ax.plot([r["throughput"] for r in rows], [r[key] for r in rows], "o-", label=label)
-        if res.get("floor_a"):
-            best = max(res["floor_a"], key=lambda r: r["journeys_per_s"])
-            one = next(r for r in res["floor_a"] if r["batch"] == 1)
-            ax.axvline(best["journeys_per_s"], color="grey", ls="--", lw=1,
-                       label=f"floor A best: {best['journeys_per_s']:.0f} journeys/s")
-            ax.axhline(one["median_ms"], color="grey", ls=":", lw=1,
-                       label=f"floor A batch 1: {one['median_ms']:.2f} ms")
-        ax.set_xlabel("successful calls per second")
-        ax.set_title(f"{key} latency vs throughput, 32-touchpoint journeys")
-        ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("latency, ms (log scale)")
-    handles, labels = axes[0].get_legend_handles_labels()
+              ("no_batching", "attribid, batching off"), ("peer", "MLServer"),
+              ("peer_batching", "MLServer, adaptive batching"),
+              ("triton", "PyTriton, dynamic batching")]
+    mixes = [(suffix, label) for suffix, label in MIXES
+             if res.get("attribid" + suffix)]
+    fig, axes = plt.subplots(len(mixes), 2, figsize=(12, 4.6 * len(mixes) + 0.8),
+                             sharey=True, squeeze=False)
+    for row, (suffix, mix_label) in zip(axes, mixes):
+        for ax, key in zip(row, ("p50", "p99")):
+            for k, (name, label) in enumerate(series):
+                rows = sorted(res.get(name + suffix, []), key=lambda r: r["level"])
+                rows = [r for r in rows if r[key] is not None]
+                if rows:
+                    ax.plot([r["throughput"] for r in rows], [r[key] for r in rows], "o-",
+                            label=label, color=f"C{k}")
+            if res.get("floor_a") and not suffix:
+                best = max(res["floor_a"], key=lambda r: r["journeys_per_s"])
+                one = next(r for r in res["floor_a"] if r["batch"] == 1)
+                ax.axvline(best["journeys_per_s"], color="grey", ls="--", lw=1,
+                           label=f"floor A best: {best['journeys_per_s']:.0f} journeys/s")
+                ax.axhline(one["median_ms"], color="grey", ls=":", lw=1,
+                           label=f"floor A batch 1: {one['median_ms']:.2f} ms")
+            ax.set_xlabel("successful calls per second")
+            journeys = (f"{res['meta'].get('steps', 32)}-touchpoint journeys" if not suffix
+                        else "journeys of the Locust mix (1-64)")
+            ax.set_title(f"{key} latency vs throughput, {journeys}", fontsize=10)
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+        row[0].set_ylabel("latency, ms (log scale)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.1 if len(mixes) == 1 else 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -219,7 +446,7 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
     checklist = checks(fig)
     fa_best = fig["floor_a_best"]
     lines = [
-        "# Performance: attribid Score against its floors and a peer",
+        "# Performance: attribid Score against its floors and its peers",
         "",
         f"Generated by `{meta['command'].strip()}` (from the repository root, with",
         "`.venv/bin/python`); every figure below comes from that run. Rebuild this page from the",
@@ -230,12 +457,11 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         f"{', '.join(f'{x:.2f}' for x in meta['load_before'])} / "
         f"{', '.join(f'{x:.2f}' for x in meta.get('load_after', []))} "
         "(other work on the machine shows up here).",
+        *_model_line(meta),
         "",
         "## How the load was generated",
         "",
-        f"- Journeys of {meta['steps']} touchpoints from `loadtest/journeys.py` (seeded, "
-        f"{meta['journeys']} distinct requests, {meta['score_request_bytes']:.0f} bytes each "
-        "on the wire), sent round robin.",
+        *_journey_lines(meta),
         f"- Servers pinned to core(s) `{meta['server_cores']}`, the load generator to core(s) "
         f"`{meta['client_cores']}` (`taskset`); the 2-worker run leaves the server unpinned, so "
         "its workers share a core with the load generator. Every process of the run has "
@@ -260,14 +486,16 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
         "## What the capability asks, and what this run shows",
         "",
         "Saturation is the highest throughput of the closed-loop sweep (concurrency 1 to 128) "
-        "with the same load generator; the open-loop rates are fractions of attribid's. The "
-        "peer comparison takes the peer's best point (either batching setting) and the most "
-        "attribid throughput with a p99 no higher than that point's.",
+        "with the same load generator; the open-loop rates are fractions of attribid's. A "
+        "peer comparison takes the peer's best point (MLServer: either batching setting) on "
+        "the same journeys and the most attribid throughput with a p99 no higher than that "
+        "point's.",
         "",
         "| asked | measured | met |",
         "|---|---|---|",
         *[f"| {a} | {m} | {'yes' if ok else 'no' if ok is not None else 'n/a'} |"
           for a, m, ok in checklist],
+        *side_by_side(res, fig),
         "",
         "## Ratios",
         "",
@@ -293,14 +521,19 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
     if fig.get("no_spin_c1_p50") is not None:
         lines.append(f"| attribid c=1 p50 with / without --spin-idle | "
                      f"{fig['attribid_c1_p50'] / fig['no_spin_c1_p50']:.2f} |")
-    if "peer_ratio" in fig:
-        lines += [f"| attribid saturation / peer saturation ({fig['peer_sat_target']}) | "
-                  f"{fig['attribid_sat'] / fig['peer_sat']:.2f} |",
-                  f"| attribid throughput at p99 <= peer's p99 at saturation / peer saturation "
-                  f"| {fig['peer_ratio']:.2f} |"]
-        if fig.get("peer_c1_p50"):
-            lines.append(f"| peer c=1 p50 / attribid c=1 p50 | "
-                         f"{fig['peer_c1_p50'] / fig['attribid_c1_p50']:.2f} |")
+    for suffix, mix in MIXES:
+        at1 = next((r for r in res.get("attribid" + suffix, []) if r["level"] == 1), None)
+        for peer, (_keys, label) in PEERS.items():
+            cmp = fig["peers"].get(peer + suffix)
+            if not cmp:
+                continue
+            lines += [f"| {mix}: attribid saturation / {label} saturation ({cmp['target']}) | "
+                      f"{cmp['sat_ratio']:.2f} |",
+                      f"| {mix}: attribid throughput at p99 <= {label}'s p99 at its saturation "
+                      f"/ {label} saturation | {cmp['ratio']:.2f} |"]
+            if cmp.get("c1_p50") and at1 and at1["p50"]:
+                lines.append(f"| {mix}: {label} c=1 p50 / attribid c=1 p50 | "
+                             f"{cmp['c1_p50'] / at1['p50']:.2f} |")
     if "workers_ratio" in fig:
         lines.append(f"| 2 workers / 1 worker, best throughput | {fig['workers_ratio']:.2f} |")
     if "batching_gain_c32" in fig:
@@ -324,13 +557,13 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
                 ("no_spin", "attribid Score, 1 worker, default flags (no idle spinners)"),
                 ("no_batching", "attribid Score, 1 worker, --spin-idle, batching off: "
                                 "--max-batch 1"),
-                ("workers2", "attribid Score, --workers 2 --spin-idle (closed loop)"),
-                ("peer", "Peer: MLServer 1.7.1, custom runtime, adaptive batching off"),
-                ("peer_batching", "Peer: MLServer 1.7.1, adaptive batching on "
-                                  "(max_batch_size 32, max_batch_time 2 ms)")]
+                ("workers2", "attribid Score, --workers 2 --spin-idle (closed loop)")]
     for key, title in sections:
         if res.get(key):
             lines += ["", f"## {title}", "", *_table(res[key], "concurrency")]
+        if key == "attribid" and res.get("attribid_mix"):
+            lines += ["", "## attribid Score, 1 worker, --spin-idle, Locust mix (closed loop)",
+                      "", *_table(res["attribid_mix"], "concurrency")]
         if key == "attribid" and res.get("open"):
             lines += ["", "## attribid Score, open loop (Poisson arrivals, 100 ms deadline)", "",
                       "Rates are fractions of the closed-loop saturation above. `fallback` is "
@@ -344,6 +577,10 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
                 lines += ["", "The same, with `--shed-with reject` (a call that cannot start "
                           "inference before its deadline is refused with RESOURCE_EXHAUSTED "
                           "before it is read):", "", *_open_table(res["open_reject"])]
+            if res.get("open_mix"):
+                lines += ["", "The same server on the Locust mix, rates as fractions of its "
+                          "closed-loop saturation on that mix:", "",
+                          *_open_table(res["open_mix"])]
     if res.get("locust"):
         loc = res["locust"]
         lines += ["", "## Locust against attribid (1 worker)", "",
@@ -375,13 +612,7 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
             ratio = _best(res["h2load_attribid"])["throughput"] / _best(res["h2load_echo"])["throughput"]
             lines += ["", f"Under h2load, attribid's best throughput is {ratio:.2f} of the echo "
                       "server's."]
-    if res.get("peer"):
-        lines += ["", "The peer featurizes with attribid's own featurizer and runs the same "
-                  "ONNX file in one onnxruntime session (1 intra-op thread, inference in the "
-                  "server process: `parallel_workers` 0, debug off); it attributes and bids "
-                  "nothing, so it does less work per call than attribid. Requests are V2 "
-                  f"`ModelInfer` messages with raw tensor contents "
-                  f"({meta.get('peer_request_bytes', 0):.0f} bytes each)."]
+    lines += peer_sections(res)
     if res.get("failures"):
         lines += ["", "## Parts of this run that failed", "",
                   *[f"- {failure}" for failure in res["failures"]]]

@@ -1,4 +1,4 @@
-"""The servers a benchmark drives: attribid, the echo floor and the MLServer peer.
+"""The servers a benchmark drives: attribid, the echo floor and the peers (MLServer, PyTriton).
 
 Each ``*_server`` context manager starts its server pinned to the given cores,
 waits until it answers, and yields a :class:`Target`; leaving the block stops it.
@@ -6,6 +6,7 @@ waits until it answers, and yields a :class:`Target`; leaving the block stops it
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import time
 import urllib.request
@@ -83,7 +84,8 @@ def attribid_server(cores: str | None, logdir: Path, workers: int = 1,
     port = free_port() if workers > 1 else 0
     cmd = [sys.executable, "-m", "attribid.cli.main", "serve", "--address", f"127.0.0.1:{port}",
            "--metrics-port", "0", "--workers", str(workers), *extra]
-    tag = f"attribid-w{workers}" + "".join(extra).replace("-", "_")
+    # The log's name tells the runs apart by their flags (a path's slashes made safe).
+    tag = f"attribid-w{workers}" + re.sub(r"[^A-Za-z0-9.]+", "_", "".join(extra))
     with started(cmd, cores, logdir / f"{tag}.log", cwd=str(ROOT)) as proc:
         address = proc.wait_for_address(120.0)
         # Each worker warms on its own: wait until every one has said "serving".
@@ -138,3 +140,21 @@ def peer_server(cores: str | None, logdir: Path, model: Path, batching: bool,
                  cwd=str(logdir / tag)) as proc:
         launch.wait_ready(ports[1])
         yield Target(tag, f"127.0.0.1:{ports[0]}", PEER_METHOD, proc)
+
+
+@contextlib.contextmanager
+def triton_server(cores: str | None, logdir: Path, model: Path, max_batch_size: int = 32,
+                  max_queue_delay_us: int = 0) -> Iterator[Target]:
+    """The PyTriton 0.7.0 peer (needs .venv-triton) serving ``model``, on 127.0.0.1 only.
+
+    Its process tree (the Python model function, tritonserver and Triton's Python-backend
+    stub) runs on ``cores``; CPU figures count all of it.
+    """
+    ports = (free_port(), free_port(), free_port())
+    cmd = launch.triton_command(model, ports, logdir / f"triton-workspace-{ports[0]}",
+                                max_batch_size, max_queue_delay_us)
+    with started(cmd, cores, logdir / "triton.log", env=launch.peer_env(),
+                 cwd=str(ROOT)) as proc:
+        proc.wait_for_address(180.0)
+        launch.wait_ready(ports[1])
+        yield Target("triton", f"127.0.0.1:{ports[0]}", PEER_METHOD, proc)
