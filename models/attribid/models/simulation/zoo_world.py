@@ -37,8 +37,8 @@ MAX_TOUCHES = 64
 RANGES: dict[str, tuple[float, float]] = {
     "conversion_rate": (0.003, 0.10),     # log-uniform: the share of journeys that convert
     "organic_share": (0.15, 0.55),        # of the conversion rate, the no-touch baseline
-    "mean_length": (2.0, 9.0),            # mean touches per journey before harvesting
-    "stickiness": (0.15, 0.5),            # P(the next touch stays in the same channel)
+    "mean_length": (1.5, 6.0),            # mean touches per journey before harvesting
+    "stickiness": (0.3, 0.7),             # P(the next touch stays in the same channel)
     "decay_floor": (0.0, 0.2),
     "half_life_hours": (4.0, 240.0),      # log-uniform, per channel
     "impression_weight": (0.1, 0.9),      # per channel
