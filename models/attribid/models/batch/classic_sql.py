@@ -1,11 +1,14 @@
 """The classic attribution methods as SQL aggregations over ``JourneyTables``.
 
 Each method's per-channel ``Totals`` equal ``attribid.models.attribution.classic``'s
-(floating-point sums aside): the rules credit each touch by its position ``pos`` among
-the journey's ``n`` touches; the Markov chain's transitions are counted per (from, to)
-state and solved by ``MarkovChain.from_counts``; Shapley's set values come from the
-journeys and conversions of each channel set, then the ``set_shapley`` kernel. Only
-those aggregates (at most a row per channel, transition or channel set) reach Python.
+(floating-point sums aside): the rules credit each converting journey from its row of
+``journeys`` (first and last channel, length, touches per channel; time-decay from its
+touches' ages), with no sort; the Markov chain's transitions are counted per (from, to)
+state over the ordered ``touches`` and solved by ``MarkovChain.from_counts``; Shapley's
+set values come from the journeys and conversions of each channel set, then the
+``set_shapley`` kernel. Only those aggregates (at most a row per channel, transition or
+channel set) reach Python. The SQL is common to DuckDB and Spark (number literals
+written ``1e0``: a double in both).
 """
 from __future__ import annotations
 
@@ -18,15 +21,10 @@ from attribid.models.attribution.classic import (
     METHODS, MarkovChain, Totals, markov_shares, set_shares, set_values_of_counts,
 )
 from attribid.models.batch.engine import JourneyTables
+from attribid.models.batch.grouped_sql import rule_sql, time_decay_sql
 
-#: each rule's credit of one touch, in SQL over ``touches`` (``pos`` of ``n``)
-RULE_CREDIT: dict[str, str] = {
-    "last-click": "CASE WHEN pos = n THEN 1.0 ELSE 0.0 END",
-    "first-click": "CASE WHEN pos = 1 THEN 1.0 ELSE 0.0 END",
-    "linear": "1.0 / n",
-    "position-based": ("CASE WHEN n = 1 THEN 1.0 WHEN n = 2 THEN 0.5 "
-                       "WHEN pos = 1 OR pos = n THEN 0.4 ELSE 0.2 / (n - 2) END"),
-}
+#: the rules credited from each journey's row of ``journeys``
+JOURNEY_RULES = ("last-click", "first-click", "linear", "position-based")
 
 
 def _per_channel(tables: JourneyTables, sql: str, params: list[Any] | None = None) -> Totals:
@@ -45,25 +43,20 @@ def rule_totals(tables: JourneyTables, method: str, half_life_hours: float = 168
     >>> rule_totals(t, "last-click").conversions.tolist()
     [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     """
+    n_channels = len(tables.channels)
     if method == "time-decay":
         if not half_life_hours > 0:
             raise ValueError(f"half_life_hours must be > 0, got {half_life_hours}")
         # ages from the journey's latest touch: the kernel's shares, with no underflow
-        return _per_channel(tables, """
-            WITH w AS (SELECT journey, channel, value,
-                              pow(2.0, -(max(ts) OVER (PARTITION BY journey) - ts) / ?) AS w
-                       FROM touches WHERE converted),
-                 s AS (SELECT journey, w / sum(w) OVER (PARTITION BY journey) AS credit,
-                              channel, value FROM w)
-            SELECT channel, sum(credit), sum(credit * value) FROM s GROUP BY channel""",
-                            [half_life_hours * 3600.0])
-    if method not in RULE_CREDIT:
-        raise ValueError(f"rule must be one of {', '.join([*RULE_CREDIT, 'time-decay'])}, "
+        sql = time_decay_sql(tables.touch_rows, tables.per_journey(), n_channels)
+        row = tables.query(sql, [half_life_hours * 3600.0])[0]
+    elif method in JOURNEY_RULES:
+        row = tables.query(rule_sql(method, tables.per_journey(), n_channels))[0]
+    else:
+        raise ValueError(f"rule must be one of {', '.join([*JOURNEY_RULES, 'time-decay'])}, "
                          f"got {method!r}")
-    credit = RULE_CREDIT[method]
-    return _per_channel(tables, f"""
-        SELECT channel, sum({credit}), sum(({credit}) * value) FROM touches
-        WHERE converted GROUP BY channel""")
+    values = np.array([0.0 if v is None else float(v) for v in row])
+    return Totals(values[:n_channels], values[n_channels:])
 
 
 def _state(order: int, n_channels: int) -> str:
@@ -90,14 +83,15 @@ def markov_chain(tables: JourneyTables, order: int = 1) -> MarkovChain:
     start = (n_channels + 1) ** order
     rows = tables.query(f"""
         WITH s AS (SELECT journey, pos, n, converted, value, {_state(order, n_channels)} AS state
-                   FROM touches WINDOW j AS (PARTITION BY journey ORDER BY pos)),
+                   FROM {tables.touches()} WINDOW j AS (PARTITION BY journey ORDER BY pos)),
              t AS (SELECT coalesce(lag(state) OVER (PARTITION BY journey ORDER BY pos), {start})
-                          AS src, state AS dst, 0.0 AS value FROM s
+                          AS src, state AS dst, 0e0 AS value FROM s
                    UNION ALL
                    SELECT state, CASE WHEN converted THEN {start + 1} ELSE {start + 2} END,
-                          CASE WHEN converted THEN value ELSE 0.0 END FROM s WHERE pos = n)
+                          CASE WHEN converted THEN value ELSE 0e0 END FROM s WHERE pos = n)
         SELECT src, dst, count(*), sum(value) FROM t GROUP BY src, dst ORDER BY src, dst""")
-    src, dst, count, value = (np.array(col) for col in zip(*rows)) if rows else (
+    src, dst, count, value = (np.array(col, dtype=kind) for col, kind in zip(
+        zip(*rows), (np.int64, np.int64, np.float64, np.float64))) if rows else (
         np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     return MarkovChain.from_counts(tables.channels, order, src, dst, count, value)
 
@@ -105,15 +99,17 @@ def markov_chain(tables: JourneyTables, order: int = 1) -> MarkovChain:
 def _presence_totals(tables: JourneyTables, effects: np.ndarray) -> Totals:
     """Each converting journey split over its present channels by ``effects`` (>= 0);
     evenly when they all weigh 0 (the ``weighted_presence`` kernel's rule)."""
-    weights = ", ".join(f"({c}, {max(float(e), 0.0)!r})" for c, e in enumerate(effects))
+    weights = ", ".join(f"({c}, CAST({max(float(e), 0.0)!r} AS DOUBLE))"
+                        for c, e in enumerate(effects))
     return _per_channel(tables, f"""
-        WITH p AS (SELECT DISTINCT journey, channel, value FROM touches WHERE converted),
-             w AS (SELECT p.*, e.weight FROM p JOIN (VALUES {weights}) e(channel, weight)
+        WITH p AS (SELECT DISTINCT journey, channel, value FROM {tables.touches()}
+                   WHERE converted),
+             w AS (SELECT p.*, e.weight FROM p JOIN (VALUES {weights}) AS e(channel, weight)
                    USING (channel)),
              s AS (SELECT *, sum(weight) OVER (PARTITION BY journey) AS total,
                           count(*) OVER (PARTITION BY journey) AS k FROM w),
              c AS (SELECT channel, value, CASE WHEN total > 0 THEN weight / total
-                                               ELSE 1.0 / k END AS credit FROM s)
+                                               ELSE 1e0 / k END AS credit FROM s)
         SELECT channel, sum(credit), sum(credit * value) FROM c GROUP BY channel""")
 
 
@@ -139,14 +135,14 @@ def shapley_totals(tables: JourneyTables) -> Totals:
         raise ValueError(f"shapley supports at most {MAX_SET_CHANNELS} channels, "
                          f"got {n_channels}")
     rows = tables.query(f"""
-        SELECT mask, count(*), count(*) FILTER (converted),
-               coalesce(sum(value) FILTER (converted), 0.0)
+        SELECT mask, count(*), count(*) FILTER (WHERE converted),
+               coalesce(sum(value) FILTER (WHERE converted), 0e0)
         FROM {tables.per_journey()} GROUP BY mask ORDER BY mask""")
     size = 1 << n_channels
     seen, conv = np.zeros(size), np.zeros(size)
     value_of = np.zeros(size)
     for mask, n, c, v in rows:
-        seen[mask], conv[mask], value_of[mask] = n, c, v
+        seen[int(mask)], conv[int(mask)], value_of[int(mask)] = n, c, v
     sets = np.flatnonzero(conv > 0)
     shares = set_shares(sets, set_values_of_counts(seen, conv), n_channels)
     return Totals(conv[sets] @ shares, value_of[sets] @ shares)

@@ -10,9 +10,16 @@ and outside the lookback window left out) as two tables the methods query:
   ``channel`` (code into ``channels``), ``interaction``, ``cost``, ``device``,
   ``category``, ``pos`` (1 = oldest), ``n`` (the journey's touches), ``converted``,
   ``value``, ``conv_ts``;
-- ``journeys`` (``JourneyTables.per_journey`` makes it when first asked): one row per
-  journey with a counted touch: ``journey``, ``n``, ``converted``, ``value``,
-  ``first_ts``, ``conv_ts``, ``mask`` (bit c: channel c present).
+- ``journeys``: one row per journey with a counted touch: ``journey``, ``n``,
+  ``converted``, ``value``, ``first_ts``, ``last_ts``, ``conv_ts``, ``mask`` (bit c:
+  channel c present), ``first_channel``, ``last_channel``, ``c0``... (touches per channel).
+
+Input with no lookback window and no two rows of a journey at one time (the common case,
+checked by hashes, attribid.models.batch.grouped_sql) takes the journey-level plan:
+``journeys`` comes from one grouped aggregation over the files, and ``touches``, which
+needs a sort, is made only when a method asks for it (``JourneyTables.touches``). Other
+input takes the exact plan: ``rows`` (every row coded, in file order), repeats dropped,
+``touches`` by window functions, ``journeys`` from it.
 
 The tables live in DuckDB's buffer, which spills to its temporary directory; only
 aggregates come back to Python. Whatever needs the line scanner's judgement (a malformed
@@ -24,14 +31,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import duckdb
 import numpy as np
 
 from attribid.kernels.taxonomy import (
     DEFAULT_CHANNELS, DEVICES, INTERACTIONS, MAX_CHANNELS, UNKNOWN_CATEGORY, category_code,
+)
+from attribid.models.batch.grouped_sql import (
+    DUCKDB, Dialect, all_journeys_sql, converted_rows_sql, journeys_sql, journeys_view_sql,
+    picked_rows_sql, tie_sql,
 )
 from attribid.models.batch.sources import (
     BAD_TIME, NeedsScanner, Source, case_sql, epoch_unit, is_glob, kind_of, open_view, quoted,
@@ -58,20 +69,28 @@ class JourneyTables:
     n_journeys: int
     conversions: int
     revenue: float
+    #: the SQL the queries are written in
+    dialect: Dialect = DUCKDB
+    #: what holds the converting journeys' counted touches (journey, ts, channel) without
+    #: a sort: ``converted_rows`` (the journey-level plan) or ``touches``
+    touch_rows: str = "touches"
+    #: makes ``touches`` when first asked (empty: it is there)
+    _pending: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """The rows of one query over the tables (small aggregates only)."""
         return self.con.execute(sql, params or []).fetchall()
 
     def per_journey(self) -> str:
-        """The name of the ``journeys`` table, made on first use (not every method needs it)."""
-        self.con.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS journeys AS
-            SELECT journey, any_value(n) AS n, bool_or(converted) AS converted,
-                   any_value(value) AS value, min(ts) AS first_ts, any_value(conv_ts) AS conv_ts,
-                   bit_or(CAST(1 AS BIGINT) << channel) AS mask
-            FROM touches GROUP BY journey""")
+        """The name of the ``journeys`` table."""
         return "journeys"
+
+    def touches(self) -> str:
+        """The name of the ``touches`` table (ordered positions), made on first use: only
+        the methods that read order between first and last touch need its sort."""
+        while self._pending:
+            self._pending.pop()()
+        return "touches"
 
     def close(self) -> None:
         self.con.close()
@@ -199,6 +218,60 @@ class _Reader:
             FROM tp_raw t""")
         self.row_sql = "rowid"
 
+    def coded_view(self) -> None:
+        """View ``rows``: every touch row with its codes, read from the files at each use."""
+        interaction = case_sql("t.interaction", list(INTERACTIONS.items()), 0)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP VIEW rows AS
+            SELECT t.journey, {seconds_sql(self.tp_unit)} AS ts,
+                   CAST({self.channel_sql} AS INTEGER) AS channel,
+                   CAST({interaction} AS TINYINT) AS interaction, t.cost,
+                   CAST({self.device_sql} AS TINYINT) AS device,
+                   CAST({self.category_sql} AS INTEGER) AS category, 0 AS row
+            FROM tp_raw t""")
+        self.row_sql = "row"
+
+    def grouped_journeys(self, n_channels: int) -> bool:
+        """Tables ``all_journeys`` (a row per journey of the files), ``picked_rows`` (the
+        converting journeys' rows and those of journeys that may hold a tie) and
+        ``converted_journeys``, views ``converted_rows`` and ``journeys``, by grouped
+        aggregations; False when two rows of a journey share a time, which the exact plan
+        must sort out."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE all_journeys AS "
+                    + all_journeys_sql(DUCKDB, "rows"))
+        con.execute("CREATE OR REPLACE TEMP TABLE picked_rows AS " + picked_rows_sql("rows", "cv"))
+        if con.execute(tie_sql()).fetchall():
+            con.execute("DROP TABLE all_journeys")
+            con.execute("DROP TABLE picked_rows")
+            con.execute("DROP VIEW rows")
+            return False
+        con.execute("CREATE OR REPLACE TEMP VIEW converted_rows AS " + converted_rows_sql())
+        con.execute("CREATE OR REPLACE TEMP TABLE converted_journeys AS "
+                    + journeys_sql(DUCKDB, "converted_rows", n_channels, key="ts"))
+        con.execute("CREATE OR REPLACE TEMP VIEW journeys AS " + journeys_view_sql(n_channels))
+        return True
+
+    def grouped_checks(self, n_channels: int) -> np.ndarray:
+        """The warnings and notes of the journey-level plan (no repeats, no window: only
+        orphan conversions, converted journeys with no touch before, touches after), and
+        the spend per channel."""
+        orphans, seen, rows_seen = self.con.execute("""
+            SELECT count(*) FILTER (WHERE a.journey IS NULL), count(a.journey),
+                   coalesce(sum(a.rows_all), 0)
+            FROM cv LEFT JOIN all_journeys a ON cv.journey = a.journey""").fetchall()[0]
+        counted, kept = self.con.execute(
+            "SELECT count(*), coalesce(sum(n), 0) FROM converted_journeys").fetchall()[0]
+        if orphans or seen > counted:
+            self.scanner("warnings")
+        if rows_seen > kept:
+            self.issues.append(_late_note(int(rows_seen - kept)))
+        spend = np.zeros(n_channels)
+        for code, cost in self.con.execute(
+                "SELECT channel, sum(cost) FROM rows GROUP BY channel").fetchall():
+            spend[int(code)] = float(cost)
+        return spend
+
     def may_repeat(self) -> bool:
         """Whether two rows of a journey share a time (only those can repeat each other).
 
@@ -264,9 +337,7 @@ class _Reader:
         late = self.con.execute("SELECT count(*) FROM rows JOIN cv USING (journey) "
                                 "WHERE rows.ts > cv.conv_ts").fetchall()[0][0]
         if late:
-            self.issues.append(DataIssue(
-                "after-conversion", int(late), f"{_count(int(late), 'touchpoint')} after the "
-                f"journey's conversion {'does' if late == 1 else 'do'} not count for it", False))
+            self.issues.append(_late_note(int(late)))
         if self.lookback is not None:
             older = self.con.execute(
                 "SELECT (SELECT count(*) FROM rows LEFT JOIN cv USING (journey) "
@@ -277,6 +348,12 @@ class _Reader:
                     "before-lookback", int(older), f"{_count(int(older), 'touchpoint')} older "
                     f"than the {self.lookback:g}-day lookback window "
                     f"{'does' if older == 1 else 'do'} not count", False))
+
+
+def _late_note(late: int) -> DataIssue:
+    return DataIssue("after-conversion", late, f"{_count(late, 'touchpoint')} after the "
+                     f"journey's conversion {'does' if late == 1 else 'do'} not count for it",
+                     False)
 
 
 def _window_filter(lookback: float | None) -> str:
@@ -338,6 +415,17 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
         reader.scanner(str(why))
         # the scanner reads what DuckDB does not (e.g. blank lines): the caller may use it
         raise UnreadableBySql(reader.tp_path, None, None, f"DuckDB cannot read it: {why}") from None
+    if lookback_days is None:
+        reader.coded_view()
+        if reader.grouped_journeys(len(channels)):
+            spend = reader.grouped_checks(len(channels))
+            return _tables(reader, channels, spend, "converted_rows", [reader.counted_touches])
+    return _exact_plan(reader, channels)
+
+
+def _exact_plan(reader: _Reader, channels: tuple[str, ...]) -> JourneyTables:
+    """Rows coded in file order, repeats dropped, positions by window functions."""
+    con = reader.con
     reader.coded_rows()
     reader.counted_touches()
     repeats = 0
@@ -346,14 +434,20 @@ def open_journeys(touchpoints: str | os.PathLike, conversions: str | os.PathLike
         reader.counted_touches()
     reader.warnings(repeats)
     reader.notes()
-    con.execute("DROP TABLE IF EXISTS journeys")
+    con.execute("CREATE OR REPLACE TEMP TABLE journeys AS "
+                + journeys_sql(DUCKDB, "touches", len(channels)))
     spend = np.zeros(len(channels))
     spent = con.execute("SELECT channel, sum(cost) FROM rows GROUP BY channel").fetchall()
     for code, cost in spent:
         spend[int(code)] = float(cost)
-    # a journey's first touch stands for the journey
-    n, conv, revenue = con.execute(
+    return _tables(reader, channels, spend, "touches", [])
+
+
+def _tables(reader: _Reader, channels: tuple[str, ...], spend: np.ndarray, touch_rows: str,
+            pending: list[Callable[[], None]]) -> JourneyTables:
+    n, conv, revenue = reader.con.execute(
         "SELECT count(*), count(*) FILTER (converted), "
-        "coalesce(sum(value) FILTER (converted), 0) FROM touches WHERE pos = 1").fetchall()[0]
+        "coalesce(sum(value) FILTER (converted), 0) FROM journeys").fetchall()[0]
     issues = reader.scanned if reader.scanned is not None else tuple(reader.issues)
-    return JourneyTables(con, channels, spend, tuple(issues), int(n), int(conv), float(revenue))
+    return JourneyTables(reader.con, channels, spend, tuple(issues), int(n), int(conv),
+                         float(revenue), DUCKDB, touch_rows, pending)

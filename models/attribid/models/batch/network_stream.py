@@ -37,16 +37,17 @@ class StreamStats:
     largest_chunk: int
 
 
-def _stream_sql(max_len: int) -> str:
+def stream_sql(touches: str, max_len: int) -> str:
+    """Converting journeys' last ``max_len`` touches with the model's columns, ordered."""
     # the journey's category: its latest touch naming a known one (the loader's rule)
     return f"""
         WITH cat AS (SELECT journey, coalesce(arg_max(category, pos) FILTER
                                               (WHERE category <> {UNKNOWN_CATEGORY}),
                                               {UNKNOWN_CATEGORY}) AS journey_category
-                     FROM touches WHERE converted GROUP BY journey)
+                     FROM {touches} WHERE converted GROUP BY journey)
         SELECT t.journey, t.ts, t.channel, t.interaction, t.cost, t.device,
                c.journey_category, t.conv_ts, t.value
-        FROM touches t JOIN cat c USING (journey)
+        FROM {touches} t JOIN cat c USING (journey)
         WHERE t.converted AND t.pos > t.n - {int(max_len)}
         ORDER BY t.journey, t.pos"""
 
@@ -82,7 +83,7 @@ def stream_journeys(tables: JourneyTables, max_len: int, batch_rows: int = BATCH
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-    reader = tables.con.sql(_stream_sql(max_len)).to_arrow_reader(batch_rows)
+    reader = tables.con.sql(stream_sql(tables.touches(), max_len)).to_arrow_reader(batch_rows)
     carry: dict[str, np.ndarray] | None = None
     for batch in reader:
         cols = _columns(batch)

@@ -24,12 +24,13 @@ def path_rows(tables: JourneyTables) -> list[PathStats]:
     >>> top.path, top.journeys, top.conversions, round(top.value, 2)
     (('affiliate', 'search'), 1.0, 1.0, 79.5)
     """
-    rows = tables.query("""
-        WITH p AS (SELECT journey, string_agg(CAST(channel AS VARCHAR), ',' ORDER BY pos) AS path,
+    path = tables.dialect.path_agg("CAST(channel AS STRING)", "pos")
+    rows = tables.query(f"""
+        WITH p AS (SELECT journey, {path} AS path,
                           any_value(converted) AS converted, any_value(value) AS value
-                   FROM touches GROUP BY journey)
-        SELECT path, count(*), count(*) FILTER (converted),
-               coalesce(sum(value) FILTER (converted), 0.0) FROM p GROUP BY path""")
+                   FROM {tables.touches()} GROUP BY journey)
+        SELECT path, count(*), count(*) FILTER (WHERE converted),
+               coalesce(sum(value) FILTER (WHERE converted), 0e0) FROM p GROUP BY path""")
     names = tables.channels
     out = [PathStats(tuple(names[int(c)] for c in path.split(",")), float(n), float(conv),
                      float(value)) for path, n, conv, value in rows]
@@ -44,7 +45,8 @@ def _bucket_counts(tables: JourneyTables, column: str, buckets: list[tuple[float
     parts = []
     for lo, hi in buckets:
         inside = f"{column} >= {lo!r}" + ("" if math.isinf(hi) else f" AND {column} {top} {hi!r}")
-        parts += [f"count(*) FILTER ({inside})", f"count(*) FILTER ({inside} AND converted)"]
+        parts += [f"count(*) FILTER (WHERE {inside})",
+                  f"count(*) FILTER (WHERE {inside} AND converted)"]
     row = tables.query(f"SELECT {', '.join(parts)} FROM {tables.per_journey()} {where}")[0]
     return [(float(row[2 * k]), float(row[2 * k + 1])) for k in range(len(buckets))]
 
@@ -62,7 +64,7 @@ def sql_path_report(tables: JourneyTables) -> PathReport:
     length_rows = tuple((label, n, c) for (label, _, _), (n, c) in zip(LENGTH_BUCKETS, lengths))
     time_rows, median = None, None
     if tables.conversions:
-        hours = "(conv_ts - first_ts) / 3600.0"
+        hours = "(conv_ts - first_ts) / 3600e0"
         times = _bucket_counts(tables, hours, [(lo, hi) for _, lo, hi in TIME_BUCKETS],
                                "WHERE converted", False)
         time_rows = tuple((label, c) for (label, _, _), (_, c) in zip(TIME_BUCKETS, times))
