@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zoo", type=int, default=None, metavar="N",
                         help="evaluate on N random zoo worlds (the forms in turn) instead, "
                              "training the network on each: OUT/zoo.md and OUT/zoo.json")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="--zoo: worlds evaluated at a time, one process each (default 1)")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="--zoo: what stdout carries (the report's tables, or its JSON)")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ZOO_TRAIN:
         if getattr(args, name, None) is not None:
             raise CommandError(f"--{name.replace('_', '-')} applies to --zoo only")
+    if getattr(args, "jobs", 1) != 1:
+        raise CommandError("--jobs applies to --zoo only")
     if args.journeys is None:
         args.journeys = JOURNEYS
     worlds = [w.strip() for w in args.worlds.split(",") if w.strip()]
@@ -130,6 +134,8 @@ def run_zoo_command(args: argparse.Namespace) -> int:
     journeys = ZOO_JOURNEYS if args.journeys is None else args.journeys
     if journeys < 100:
         raise CommandError(f"--journeys: must be >= 100, got {journeys}")
+    if args.jobs < 1:
+        raise CommandError(f"--jobs: must be >= 1, got {args.jobs}")
     if args.model or args.world_models or args.worlds != DEFAULTS["worlds"]:
         raise CommandError("--model, --world-models and --worlds do not apply to --zoo")
     changed = {n: getattr(args, n) for n in ZOO_TRAIN if getattr(args, n) is not None}
@@ -141,7 +147,7 @@ def run_zoo_command(args: argparse.Namespace) -> int:
     words += [w for n, v in changed.items() for w in ("--" + n.replace("_", "-"), str(v))]
     command = "attribid evaluate " + " ".join(words + ["--out", str(args.out)])
     started = time.monotonic()
-    results = run_zoo(args.zoo, journeys, args.seed, config, log=progress)
+    results = run_zoo(args.zoo, journeys, args.seed, config, log=progress, jobs=args.jobs)
     seconds = time.monotonic() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

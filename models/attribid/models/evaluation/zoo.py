@@ -138,23 +138,49 @@ def world_seed(seed: int, k: int) -> int:
 
 
 def run_zoo(n_worlds: int, n_journeys: int, seed: int, config: TrainConfig | None = None,
-            log: Callable[[str], None] = print) -> list[ZooResult]:
+            log: Callable[[str], None] = print, jobs: int = 1) -> list[ZooResult]:
     """Evaluate every world of ``zoo_names(n_worlds, seed)``, with a progress bar.
+
+    ``jobs`` > 1 runs that many worlds at a time, each in its own process (training uses
+    one thread); the results are the same, in the same order.
 
     >>> rs = run_zoo(1, 600, 5, TrainConfig(epochs=1, distill_epochs=0), log=lambda l: None)
     >>> [r.world for r in rs]
     ['zoo:additive:5']
     """
-    from attribid.models.progress import bar
+    from attribid.models.progress import counter
 
-    results = []
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     names = zoo_names(n_worlds, seed)
-    for k, name in enumerate(bar(names, total=len(names), desc="zoo worlds", unit="world")):
-        t0 = time.monotonic()
-        log(f"{name} ({k + 1}/{len(names)}): {n_journeys:,} journeys, train, every method")
-        results.append(evaluate_zoo_world(name, n_journeys, world_seed(seed, k), config, log))
-        r = results[-1]
-        best, acc = r.best_classic()
-        log(f"{name}: network {r.accuracy[NETWORK]:.3f}, best classic {best} {acc:.3f}, "
-            f"training {r.train_seconds:.0f} s, world {time.monotonic() - t0:.0f} s")
-    return results
+    tasks = [(name, n_journeys, world_seed(seed, k), config) for k, name in enumerate(names)]
+    results: list[ZooResult | None] = [None] * len(names)
+    with counter(len(names), desc="zoo worlds", unit="world") as done:
+        if jobs == 1:
+            for k, task in enumerate(tasks):
+                results[k] = _one_world(task, log)
+                done.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # spawn, not fork: a forked child of a process that loaded PyTorch can hang
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures = {pool.submit(_one_world, task, log): k for k, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    done.update()
+    return [r for r in results if r is not None]
+
+
+def _one_world(task: tuple[str, int, int, TrainConfig | None],
+               log: Callable[[str], None]) -> ZooResult:
+    name, n_journeys, journeys_seed, config = task
+    t0 = time.monotonic()
+    log(f"{name}: {n_journeys:,} journeys, train, every method")
+    r = evaluate_zoo_world(name, n_journeys, journeys_seed, config, log)
+    best, acc = r.best_classic()
+    log(f"{name}: network {r.accuracy[NETWORK]:.3f}, best classic {best} {acc:.3f}, "
+        f"training {r.train_seconds:.0f} s, world {time.monotonic() - t0:.0f} s")
+    return r
