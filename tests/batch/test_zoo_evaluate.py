@@ -47,6 +47,8 @@ def test_zoo_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "--zoo: must be >= 1" in capsys.readouterr().err
     assert main(["evaluate", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "--epochs applies to --zoo only" in capsys.readouterr().err
+    assert main(["evaluate", "--jobs", "2", "--out", str(tmp_path)]) == 2
+    assert main(["evaluate", "--zoo", "1", "--jobs", "0", "--out", str(tmp_path)]) == 2
     assert main(["evaluate", "--zoo", "1", "--worlds", "recency", "--out", str(tmp_path)]) == 2
     assert main(["evaluate", "--zoo", "1", "--journeys", "50", "--out", str(tmp_path)]) == 2
     assert not list(tmp_path.iterdir())
