@@ -1,7 +1,8 @@
 """Speed of the batch data path: the engines' touchpoints/s and peak memory, and the steps
 against floors measured in the same run.
 
-    .venv/bin/python -m loadtest.bench_data [--touchpoints 1000000,10000000] [--out docs]
+    .venv/bin/python -m loadtest.bench_data [--touchpoints 1000000,10000000,100000000]
+        [--csv-up-to 10000000] [--threads N] [--work runs/bench-work] [--out docs]
     .venv/bin/python -m loadtest.bench_data --steps [--journeys 200000] [--write docs/data-speed.md]
 
 Engines (the default): for each size, simulated journeys are written as Parquet parts
@@ -10,7 +11,11 @@ by DuckDB); each method then runs as ``attribid attribute --engine E`` in a chil
 of its own, timed from start to exit, its peak RSS read from its resource usage
 (``os.wait4``). DuckDB reads the parts as one glob; the memory engine, which reads one
 file each, the parts joined into one Parquet file, and runs up to ``--memory-up-to``
-touchpoints. Results go to
+touchpoints; CSV is written and read up to ``--csv-up-to`` touchpoints. With ``--work``
+the inputs stay there and a later run reuses them (100 M touchpoints take minutes to
+write). Touchpoints/s per core is touchpoints/s over DuckDB's threads (``--threads``, or
+every core). The cost curve fits seconds = fixed + touchpoints x per-touchpoint cost to
+each method's two largest Parquet sizes and extrapolates it to 1 billion. Results go to
 ``runs/data-speed/`` (``engines.md``, ``engines.json``); with ``--out docs`` also to the
 section of docs/data-speed.md between the markers below, the rest of the file kept.
 
@@ -41,7 +46,10 @@ import numpy as np
 BEGIN, END = "<!-- loadtest.bench_data: begin -->", "<!-- loadtest.bench_data: end -->"
 #: touchpoints per simulated journey, near enough to size a run (the balanced world's mean)
 TOUCHES_PER_JOURNEY = 4.0
-DEFAULT_METHODS = ("last-click", "time-decay", "markov", "shapley", "network")
+DEFAULT_METHODS = ("last-click", "first-click", "linear", "time-decay", "position-based",
+                   "markov", "shapley", "network")
+#: the size the cost curve extrapolates to
+BILLION = 1_000_000_000
 ROOT = Path(__file__).resolve().parents[1]
 ATTRIBID = [sys.executable, "-m", "attribid.cli.main"]
 
@@ -57,10 +65,16 @@ class EngineRun:
     seconds: float
     peak_rss_mb: float
     exit_code: int
+    #: the cores the run may use (DuckDB's threads; 1 for the memory engine's kernels)
+    threads: int = 1
 
     @property
     def touchpoints_per_s(self) -> float:
         return self.touchpoints / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def per_core(self) -> float:
+        return self.touchpoints_per_s / self.threads
 
 
 def launcher_peak_mb() -> float:
@@ -81,29 +95,34 @@ def run_child(argv: list[str]) -> tuple[float, float, int]:
     return seconds, usage.ru_maxrss / 1024.0, child.returncode
 
 
-def _write_inputs(n_touchpoints: int, folder: Path, seed: int
-                  ) -> tuple[dict[str, tuple[str, str]], int]:
-    """Parquet parts and CSV files of about ``n_touchpoints``: format -> (touchpoints,
+def _write_inputs(n_touchpoints: int, folder: Path, seed: int, formats: list[str],
+                  joined: bool) -> tuple[dict[str, tuple[str, str]], int]:
+    """Parquet parts (and the CSV files, and the parts ``joined`` into one file, when asked)
+    of about ``n_touchpoints``, reused when ``folder`` has them: format -> (touchpoints,
     conversions) paths, and the exact count of touchpoint rows."""
     n_journeys = max(int(n_touchpoints / TOUCHES_PER_JOURNEY), 1)
     parts = max(1, n_journeys // 250_000)
     parquet = folder / "parquet"
-    subprocess.run([*ATTRIBID, "simulate", "--world", "balanced", "--journeys",
-                    str(n_journeys), "--seed", str(seed), "--format", "parquet",
-                    "--parts", str(parts), "--out", str(parquet)], cwd=ROOT,
-                   stdout=subprocess.DEVNULL, check=True)
+    if not (parquet / "world.json").exists():
+        subprocess.run([*ATTRIBID, "simulate", "--world", "balanced", "--journeys",
+                        str(n_journeys), "--seed", str(seed), "--format", "parquet",
+                        "--parts", str(parts), "--out", str(parquet)], cwd=ROOT,
+                       stdout=subprocess.DEVNULL, check=True)
     tp_glob = str(parquet / "touchpoints" / "*.parquet")
     cv_glob = str(parquet / "conversions" / "*.parquet")
     tp_csv, cv_csv = folder / "touchpoints.csv", folder / "conversions.csv"
     # the memory engine reads one file each: the parts joined
     tp_one, cv_one = folder / "touchpoints.parquet", folder / "conversions.parquet"
-    copies = [(tp_glob, tp_csv, "HEADER"), (cv_glob, cv_csv, "HEADER"),
-              (tp_glob, tp_one, "FORMAT parquet"), (cv_glob, cv_one, "FORMAT parquet")]
+    copies = []
+    if "csv" in formats:
+        copies += [(tp_glob, tp_csv, "HEADER"), (cv_glob, cv_csv, "HEADER")]
+    if joined:
+        copies += [(tp_glob, tp_one, "FORMAT parquet"), (cv_glob, cv_one, "FORMAT parquet")]
     script = ("import duckdb\ncon = duckdb.connect()\n"
               "con.execute('SET enable_progress_bar = false')\n"
               + "".join(
         f"con.execute(\"COPY (SELECT * FROM read_parquet('{src}')) TO '{dst}' ({options})\")\n"
-        for src, dst, options in copies)
+        for src, dst, options in copies if not Path(dst).exists())
               + f"print(con.execute(\"SELECT count(*) FROM read_parquet('{tp_glob}')\")"
               ".fetchall()[0][0])")
     # in a child: the launcher's memory must stay below what it measures
@@ -115,29 +134,53 @@ def _write_inputs(n_touchpoints: int, folder: Path, seed: int
 
 def measure_engines(sizes: list[int], methods: list[str], memory_up_to: int,
                     formats: list[str], work: Path, seed: int = 1,
-                    log: Callable[[str], None] = print) -> list[EngineRun]:
+                    log: Callable[[str], None] = print, csv_up_to: int = 10**7,
+                    threads: int | None = None) -> list[EngineRun]:
     """Every (size, format, engine, method) run, each in a child process."""
     runs = []
+    cores = threads or os.cpu_count() or 1
     for size in sizes:
         folder = work / f"t{size}"
         folder.mkdir(parents=True, exist_ok=True)
-        log(f"writing ~{size:,} touchpoints under {folder}")
-        inputs, rows = _write_inputs(size, folder, seed)
-        for fmt in formats:
+        log(f"inputs of ~{size:,} touchpoints under {folder}")
+        size_formats = [f for f in formats if f != "csv" or size <= csv_up_to]
+        inputs, rows = _write_inputs(size, folder, seed, size_formats,
+                                     "parquet" in size_formats and size <= memory_up_to)
+        for fmt in size_formats:
             for engine in ("duckdb", "memory"):
                 if engine == "memory" and rows > memory_up_to:
                     continue
                 tp, cv = inputs["one-parquet" if (fmt, engine) == ("parquet", "memory") else fmt]
+                flags = ["--duckdb-threads", str(threads)] if threads and engine == "duckdb" else []
                 for method in methods:
                     seconds, rss, code = run_child([
                         *ATTRIBID, "attribute", "--touchpoints", tp, "--conversions", cv,
-                        "--method", method, "--engine", engine, "--format", "json"])
-                    run = EngineRun(rows, fmt, engine, method, seconds, rss, code)
+                        "--method", method, "--engine", engine, "--format", "json", *flags])
+                    run = EngineRun(rows, fmt, engine, method, seconds, rss, code,
+                                    cores if engine == "duckdb" else 1)
                     log(f"{rows:>11,} {fmt:7} {engine:6} {method:15} {seconds:8.2f} s "
                         f"{rss:8.0f} MB {run.touchpoints_per_s:12,.0f} touchpoints/s"
                         + ("" if code == 0 else f"  exit {code}"))
                     runs.append(run)
     return runs
+
+
+def cost_curve(runs: list[EngineRun]) -> list[tuple[str, float, float, float, float]]:
+    """Per method on Parquet with DuckDB: (method, fixed s, ns per touchpoint, seconds at a
+    billion, largest peak MB), from a line through its two largest sizes."""
+    out = []
+    for method in dict.fromkeys(r.method for r in runs):
+        mine = sorted((r for r in runs if (r.method, r.engine, r.file_format)
+                       == (method, "duckdb", "parquet") and r.exit_code == 0),
+                      key=lambda r: r.touchpoints)
+        if len(mine) < 2:
+            continue
+        a, b = mine[-2], mine[-1]
+        slope = max((b.seconds - a.seconds) / (b.touchpoints - a.touchpoints), 0.0)
+        fixed = max(b.seconds - slope * b.touchpoints, 0.0)
+        out.append((method, fixed, slope * 1e9, fixed + slope * BILLION,
+                    max(r.peak_rss_mb for r in mine)))
+    return out
 
 
 def machine() -> str:
@@ -169,28 +212,47 @@ def render_engines(runs: list[EngineRun], command: str, where: str,
              f"Machine: {where}. Each run is `attribid attribute --method M --engine E "
              "--format json` in a child process of its own, timed from its start to its "
              "exit (interpreter start and imports included); peak RSS is the child's "
-             "`ru_maxrss`. Parquet: DuckDB reads the parts as one glob, the memory engine "
+             "`ru_maxrss`. Per core: touchpoints/s over DuckDB's threads. "
+             "Parquet: DuckDB reads the parts as one glob, the memory engine "
              "the parts joined into one file. DuckDB holds at most 512 MB before it spills to "
              "disk (`attribid.models.batch.engine.MEMORY_LIMIT`). The launcher's own peak, "
              f"{launcher_mb:,.0f} MB, is the least a child can read. One run each: other "
              "processes share the machine.", "",
-             "| touchpoints | input | method | duckdb s | duckdb touchpoints/s | duckdb peak MB "
+             "| touchpoints | input | method | duckdb s | duckdb touchpoints/s "
+             "| duckdb per core | duckdb peak MB "
              "| memory s | memory touchpoints/s | memory peak MB |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     keyed = {(r.touchpoints, r.file_format, r.method, r.engine): r for r in runs}
     seen = list(dict.fromkeys((r.touchpoints, r.file_format, r.method) for r in runs))
     for size, fmt, method in seen:
         cells = [f"{size:,}", fmt, method]
         for engine in ("duckdb", "memory"):
             r = keyed.get((size, fmt, method, engine))
+            width = 4 if engine == "duckdb" else 3
             if r is None:
-                cells += ["-", "-", "-"]
+                cells += ["-"] * width
             elif r.exit_code != 0:
-                cells += [f"exit {r.exit_code}", "-", f"{r.peak_rss_mb:,.0f}"]
+                cells += [f"exit {r.exit_code}", *["-"] * (width - 2), f"{r.peak_rss_mb:,.0f}"]
             else:
                 cells += [f"{r.seconds:.2f}", f"{r.touchpoints_per_s:,.0f}",
+                          *([f"{r.per_core:,.0f}"] if engine == "duckdb" else []),
                           f"{r.peak_rss_mb:,.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    curve = cost_curve(runs)
+    if curve:
+        lines += ["", "### Cost curve and a billion touchpoints", "",
+                  "Per method, DuckDB on Parquet: a line seconds = fixed + touchpoints x cost "
+                  "through the two largest sizes above, and where it reaches at 1,000,000,000 "
+                  "touchpoints. Assumptions: the same machine and simulated world (about 4 "
+                  "touchpoints per journey, 7 channels), the cost per touchpoint of the largest "
+                  "step holding on (DuckDB's memory limit fixed, so a larger input spills more "
+                  "to disk, not more to RAM: peak RSS stays near the largest one measured), and "
+                  "about 13 bytes per touchpoint of Parquet plus spill room of the same order "
+                  "on disk.", "",
+                  "| method | fixed s | ns per touchpoint | est. s at 1e9 | est. hours at 1e9 "
+                  "| largest peak MB |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {m} | {fixed:.1f} | {ns:,.0f} | {at:,.0f} | {at / 3600:.2f} | {mb:,.0f} |"
+                  for m, fixed, ns, at, mb in curve]
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
@@ -297,8 +359,14 @@ def _engines(args: argparse.Namespace, command: str) -> None:
     where = machine()
     out = Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.work) as work:
-        runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(work))
+    kwargs = {"csv_up_to": int(float(args.csv_up_to)), "threads": args.threads}
+    if args.work:
+        runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(args.work),
+                               **kwargs)
+    else:
+        with tempfile.TemporaryDirectory() as work:
+            runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(work),
+                                   **kwargs)
     section = render_engines(runs, command, where, launcher_peak_mb())
     (out / "engines.md").write_text(section, encoding="utf-8")
     (out / "engines.json").write_text(json.dumps(
@@ -324,7 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/data-speed", help="where results go")
     parser.add_argument("--out", default=None,
                         help="also write the section of OUT/data-speed.md (e.g. docs)")
-    parser.add_argument("--work", default=None, help="folder for the inputs (default: tmp)")
+    parser.add_argument("--work", default=None,
+                        help="folder for the inputs, kept and reused (default: a temporary one)")
+    parser.add_argument("--csv-up-to", default="10000000",
+                        help="largest input also run from CSV (default 1e7 touchpoints)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="DuckDB's threads (--duckdb-threads; default: every core)")
     parser.add_argument("--steps", action="store_true",
                         help="the steps against their floors instead of the engines")
     parser.add_argument("--journeys", type=int, default=200_000, help="--steps: journeys")

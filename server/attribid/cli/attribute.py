@@ -133,6 +133,8 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duckdb-memory-limit", default=None, metavar="SIZE",
                         help="memory DuckDB holds before it spills to disk, e.g. 512MB or 4GB "
                              "(default 512MB)")
+    parser.add_argument("--duckdb-threads", type=int, default=None, metavar="N",
+                        help="threads DuckDB runs on (default: one per core)")
 
 
 def _check_input_flags(args: argparse.Namespace) -> None:
@@ -171,11 +173,14 @@ def open_tables(args: argparse.Namespace) -> "JourneyTables | None":
     limit = getattr(args, "duckdb_memory_limit", None) or MEMORY_LIMIT
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit):
         raise CommandError(f"--duckdb-memory-limit: a size such as 512MB or 4GB, got {limit!r}")
+    threads = getattr(args, "duckdb_threads", None)
+    if threads is not None and threads < 1:
+        raise CommandError(f"--duckdb-threads must be >= 1, got {threads}")
     with errors_as(BAD_INPUT, ValueError, OSError):
         try:
             tables = open_journeys(args.touchpoints, args.conversions,
                                    time_unit=args.time_unit, lookback_days=args.lookback,
-                                   con=connect(memory_limit=limit))
+                                   con=connect(memory_limit=limit, threads=threads))
         except UnreadableBySql:
             return None
     report_issues(args, tables.issues)
