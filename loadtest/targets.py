@@ -35,17 +35,22 @@ class Target:
     method: str
     proc: Proc
     metrics_urls: tuple[str, ...] = ()
+    #: the Prometheus counters of (journeys, model runs): attribid's, or Triton's
+    #: (rows inferred, executions of the model function)
+    batch_metrics: tuple[str, str] = ("attribid_batch_size_sum", "attribid_batch_size_count")
 
     def batch_counts(self) -> tuple[float, float]:
-        """(journeys, onnxruntime runs) so far, summed over workers; (0, 0) if unknown."""
+        """(journeys, model runs) so far, summed over workers; (0, 0) if unknown."""
         total = runs = 0.0
+        rows, execs = self.batch_metrics
         for url in self.metrics_urls:
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(url, timeout=2.0) as resp:
                     for line in resp.read().decode().splitlines():
-                        if line.startswith("attribid_batch_size_sum"):
+                        name = line.split("{", 1)[0].split(" ", 1)[0]
+                        if name == rows:
                             total += float(line.rsplit(" ", 1)[1])
-                        elif line.startswith("attribid_batch_size_count"):
+                        elif name == execs:
                             runs += float(line.rsplit(" ", 1)[1])
         return total, runs
 
@@ -157,4 +162,6 @@ def triton_server(cores: str | None, logdir: Path, model: Path, max_batch_size: 
                  cwd=str(ROOT)) as proc:
         proc.wait_for_address(180.0)
         launch.wait_ready(ports[1])
-        yield Target("triton", f"127.0.0.1:{ports[0]}", PEER_METHOD, proc)
+        yield Target("triton", f"127.0.0.1:{ports[0]}", PEER_METHOD, proc,
+                     (f"http://127.0.0.1:{ports[2]}/metrics",),
+                     ("nv_inference_count", "nv_inference_exec_count"))
