@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -438,6 +439,20 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+#: a section another script measures and writes into the same page, kept as it is
+_SECTION = re.compile(r"<!-- (loadtest\.[\w.]+): begin -->.*?<!-- \1: end -->", re.S)
+
+
+def kept_sections(page: str) -> list[str]:
+    """Every ``<!-- loadtest.NAME: begin -->`` ... ``end -->`` block of ``page``, in order
+    (loadtest.interference, bench_state, bench_conversions and the like write their own).
+
+    >>> kept_sections("x <!-- loadtest.a: begin -->\\nA\\n<!-- loadtest.a: end --> y")
+    ['<!-- loadtest.a: begin -->\\nA\\n<!-- loadtest.a: end -->']
+    """
+    return [m.group(0) for m in _SECTION.finditer(page)]
+
+
 def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
     """Write the report and the plot; return the summary lines printed to the terminal."""
     md_path.parent.mkdir(parents=True, exist_ok=True)
@@ -616,13 +631,8 @@ def render(res: dict[str, Any], md_path: Path, png_path: Path) -> list[str]:
     if res.get("failures"):
         lines += ["", "## Parts of this run that failed", "",
                   *[f"- {failure}" for failure in res["failures"]]]
-    # Sections other scripts measure (loadtest.interference) are kept as they are.
-    kept = ""
-    if md_path.exists():
-        from loadtest.interference import BEGIN, END
-        old = md_path.read_text()
-        if BEGIN in old and END in old:
-            kept = "\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
+    kept = "".join("\n" + block + "\n" for block in kept_sections(
+        md_path.read_text() if md_path.exists() else ""))
     md_path.write_text("\n".join(lines) + "\n" + kept)
     return [f"{'met' if ok else 'NOT met' if ok is not None else 'n/a':>8}  {a}: {m}"
             for a, m, ok in checklist]

@@ -143,3 +143,11 @@ def test_report_sets_attribid_beside_both_peers_on_both_mixes(tmp_path):
     assert "UNAVAILABLE 2" in side and "Not measured in this run: MLServer" in side
     assert "## Peer: PyTriton 0.7.0, Triton's dynamic batcher, Locust mix journeys" in text
     assert "`attribid.int8.onnx` (int8" in text
+
+
+def test_every_section_another_script_wrote_survives_a_new_report():
+    page = ("# old\n<!-- loadtest.interference: begin -->\nI\n<!-- loadtest.interference: end -->"
+            "\ntext\n<!-- loadtest.bench_state: begin -->\nS\n<!-- loadtest.bench_state: end -->")
+    assert report.kept_sections(page) == [
+        "<!-- loadtest.interference: begin -->\nI\n<!-- loadtest.interference: end -->",
+        "<!-- loadtest.bench_state: begin -->\nS\n<!-- loadtest.bench_state: end -->"]
