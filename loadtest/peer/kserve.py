@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def padded_columns(journeys: Journeys, width: int | None = None) -> dict[str, np
     steps = np.arange(int(journeys.offsets[-1])) - np.repeat(journeys.offsets[:-1], lens)
     cols: dict[str, np.ndarray] = {}
     for name in PER_TOUCH:
-        grid = np.zeros((lens.shape[0], width), INPUTS[name][1])
+        grid: np.ndarray = np.zeros((lens.shape[0], width), INPUTS[name][1])
         grid[rows, steps] = getattr(journeys, name)
         cols[name] = grid
     cols["category"] = journeys.category.astype(np.int32).reshape(-1, 1)
@@ -93,7 +93,7 @@ def _messages() -> tuple[Any, Any]:
     proto = descriptor_pb2.FileDescriptorProto(name="attribid_loadtest_kserve_v2.proto",
                                                package="inference", syntax="proto3")
 
-    def message(name: str, fields: list[tuple[str, int, int, int, str]]) -> None:
+    def message(name: str, fields: Sequence[tuple[str, int, Any, Any, str]]) -> None:
         msg = proto.message_type.add(name=name)
         for fname, number, ftype, label, type_name in fields:
             msg.field.add(name=fname, number=number, type=ftype, label=label,
@@ -128,7 +128,7 @@ def infer_request(model: str, cols: dict[str, np.ndarray], j: int) -> bytes:
     request_cls, _ = _messages()
     req = request_cls(model_name=model, id=f"lt-{j}")
     for name, (datatype, dtype) in INPUTS.items():
-        row = np.ascontiguousarray(cols[name][j], dtype=dtype).reshape(1, -1)
+        row: np.ndarray = np.ascontiguousarray(cols[name][j], dtype=dtype).reshape(1, -1)
         req.inputs.add(name=name, datatype=datatype, shape=list(row.shape))
         req.raw_input_contents.append(row.tobytes())
     return bytes(req.SerializeToString())
