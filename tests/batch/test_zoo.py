@@ -12,7 +12,8 @@ import pytest
 
 from attribid.cli.main import main
 from attribid.models.simulation.simulate import true_channel_shares
-from attribid.models.simulation.zoo import simulate_zoo, subset_value, zoo_world
+from attribid.models.simulation.zoo import simulate_zoo, zoo_world
+from attribid.models.simulation.zoo_reference import subset_value
 from attribid.models.simulation.zoo_game import channel_game
 from attribid.models.simulation.zoo_world import (
     FORMS, HARVEST_CANDIDATES, MAX_TOUCHES, RANGES, draw_world, split_name,

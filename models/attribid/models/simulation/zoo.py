@@ -7,7 +7,7 @@ API
 ``simulate_zoo(world, n_journeys, seed) -> (Journeys, Truth)``   as simulate.simulate
 ``channel_effects(world, journeys, reference_time) -> (effect [J, C], present [J, C])``
 ``journey_baseline(world, journeys, intent) -> [J]``
-``subset_value(world, journeys, truth, j, keep) -> float``   v(S), a plain reference
+(attribid.models.simulation.zoo_reference has v(S) written out plainly, for the tests)
 ``named_world(name) -> World | ZooWorld``    a project world (simulate.WORLDS) or a zoo one
 ``simulate_any(world, n_journeys, seed)``    simulate.simulate or simulate_zoo, by world
 ``world_summary(world) -> dict``             the world's parameters, JSON-ready
@@ -236,62 +236,6 @@ def _touch_split(world: ZooWorld, journeys: Journeys, reference: np.ndarray,
     return np.asarray(shapley[row, journeys.channel] * dose / total[row, journeys.channel])
 
 
-def subset_value(world: ZooWorld, journeys: Journeys, truth: Truth, j: int,
-                 keep: set[int]) -> float:
-    """v(S) for journey ``j`` keeping the touches of the channel codes in ``keep``.
-
-    A plain reference, touch by touch, independent of the enumeration kernel.
-
-    >>> js, t = simulate_zoo(zoo_world("zoo:threshold:2"), 50, seed=1)
-    >>> chans = set(js.channel[js.offsets[0]:js.offsets[1]].tolist())
-    >>> bool(np.isclose(subset_value(t.world, js, t, 0, chans), t.p_true[0]))
-    True
-    """
-    lo, hi = int(journeys.offsets[j]), int(journeys.offsets[j + 1])
-    dose: dict[int, float] = {}
-    count: dict[int, int] = {}
-    for i in range(lo, hi):
-        c = int(journeys.channel[i])
-        if c not in keep:
-            continue
-        age = max(float(truth.reference_time[j] - journeys.timestamp[i]), 0.0) / _HOUR
-        d = world.decay_floor + (1 - world.decay_floor) * 2 ** (-age / world.half_life_hours[c])
-        m = 1.0 if journeys.interaction[i] == CLICK else float(world.impression_weight[c])
-        dose[c] = dose.get(c, 0.0) + m * d
-        count[c] = count.get(c, 0) + 1
-    scale = 1.0 if world.form == "threshold" else world.scale
-    e = {}
-    for c, x in dose.items():
-        if world.form == "diminishing":
-            s = world.saturation
-            x = s * (1 - math.exp(-x / s)) * math.exp(
-                -world.fatigue * max(count[c] - world.fatigue_after, 0))
-        e[c] = scale * float(world.effect[c]) * x
-    z = sum(e.values())
-    for (a, c), coef in zip(world.pairs.tolist(), world.pair_coef.tolist()):
-        if a in e and c in e:
-            z += coef * math.sqrt(e[a] * e[c])
-    for (a, c, d), coef in zip(world.triples.tolist(), world.triple_coef.tolist()):
-        if a in e and c in e and d in e:
-            z += coef * (e[a] * e[c] * e[d]) ** (1 / 3)
-    return _reference_link(world, float(truth.p_base[j]), z)
-
-
-def _reference_link(world: ZooWorld, b: float, z: float) -> float:
-    """The form's link, written out again in plain Python (zoo_game has the compiled one)."""
-    if world.form == "additive":
-        return min(b + z, world.p_max)
-    if world.form in ("noisy-or", "diminishing"):
-        return 1 - (1 - b) * math.exp(-z)
-    if world.form == "logistic":
-        return 1 / (1 + (1 - b) / b * math.exp(-z))
-    if world.form == "threshold":
-        k, t = world.steepness, world.threshold
-        zero = 1 / (1 + math.exp(k * t))
-        return b + (1 - b) * world.scale * (1 / (1 + math.exp(-k * (z - t))) - zero) / (1 - zero)
-    return min(max(b + z, 0.0), world.p_max)
-
-
 def named_world(name: str) -> World | ZooWorld:
     """A world by name: one of simulate.WORLDS, or ``zoo:FORM:SEED``.
 
@@ -316,7 +260,9 @@ def simulate_any(world: World | ZooWorld, n_journeys: int, seed: int
 def world_summary(world: World | ZooWorld) -> dict[str, Any]:
     """The world's parameters as JSON-ready values.
 
-    >>> world_summary(named_world("recency"))["name"], world_summary(zoo_world("zoo:negative:1"))["form"]
-    ('recency', 'negative')
+    >>> world_summary(named_world("recency"))["name"]
+    'recency'
+    >>> world_summary(zoo_world("zoo:negative:1"))["form"]
+    'negative'
     """
     return world.summary() if isinstance(world, ZooWorld) else dataclasses.asdict(world)

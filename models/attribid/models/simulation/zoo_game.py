@@ -12,7 +12,8 @@ channels are in S (coefficient times the geometric mean of their effects). ``lin
 form's (``FORM_CODES``): additive-and-capped ``min(b + z, p_max)``; noisy-OR
 ``1 - (1 - b) exp(-z)`` (also the diminishing form, whose e_c saturate and tire); logistic
 ``sigmoid(logit b + z)``; threshold ``b + (1 - b) * p_hi * step(z)`` with a smooth step
-rescaled so that step(0) = 0 (p_hi: the share of non-converters the full step converts); negative ``clip(b + z, 0, p_max)`` (interaction coefficients below 0).
+rescaled so that step(0) = 0 (p_hi: the share of non-converters the full step converts);
+negative ``clip(b + z, 0, p_max)`` (interaction coefficients below 0).
 
 Enumeration costs 2**k values and k 2**k differences for k channels: 1e6 operations at the
 most (16 channels), so every journey's truth is exact and none is sampled.
