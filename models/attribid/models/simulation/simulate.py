@@ -170,8 +170,9 @@ class Truth:
 
 
 @jit_nogil
-def _walk(offsets, u_start, u_step, start_cdf, trans_cdf, out):
-    # channel sequence of each journey: a Markov chain on the pre-drawn uniforms
+def channel_walk(offsets, u_start, u_step, start_cdf, trans_cdf, out):
+    # channel sequence of each journey: a Markov chain on the pre-drawn uniforms (the zoo
+    # walks its own chains with it too)
     for j in range(offsets.shape[0] - 1):
         prev = -1
         for i in range(offsets[j], offsets[j + 1]):
@@ -184,7 +185,12 @@ def _walk(offsets, u_start, u_step, start_cdf, trans_cdf, out):
             prev = c
 
 
-def _csr(lengths: np.ndarray) -> np.ndarray:
+def csr_offsets(lengths: np.ndarray) -> np.ndarray:
+    """Offsets [J + 1] of journeys of ``lengths`` laid end to end.
+
+    >>> csr_offsets(np.array([2, 0, 3])).tolist()
+    [0, 2, 2, 5]
+    """
     offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return offsets
@@ -245,7 +251,7 @@ def _with_rows(journeys: Journeys, keep: np.ndarray) -> Journeys:
     row_journey = np.repeat(np.arange(journeys.n_journeys), journeys.lengths())
     lengths = np.bincount(row_journey[keep], minlength=journeys.n_journeys)
     return Journeys(
-        ids=journeys.ids, offsets=_csr(lengths), channel=journeys.channel[keep],
+        ids=journeys.ids, offsets=csr_offsets(lengths), channel=journeys.channel[keep],
         timestamp=journeys.timestamp[keep], interaction=journeys.interaction[keep],
         cost=journeys.cost[keep], device=journeys.device[keep], category=journeys.category,
         converted=journeys.converted, conversion_time=journeys.conversion_time,
@@ -265,11 +271,11 @@ def _touches(rng: np.random.Generator, offsets: np.ndarray, channel: np.ndarray,
     return interaction, device, np.round(cost, 4)
 
 
-def _after_conversion(rng: np.random.Generator, journeys: Journeys) -> Journeys:
+def after_conversion_touches(rng: np.random.Generator, journeys: Journeys) -> Journeys:
     """Post-purchase touches (receipt emails, retargeting) of some converters."""
     count = np.where(journeys.converted & (rng.random(journeys.n_journeys) < 0.25),
                      rng.integers(1, 3, size=journeys.n_journeys), 0)
-    offsets = _csr(count)
+    offsets = csr_offsets(count)
     n = int(offsets[-1])
     owner = np.repeat(np.arange(journeys.n_journeys), count)
     channel = np.where(rng.random(n) < 0.6, CHANNELS.index("email"),
@@ -299,10 +305,10 @@ def simulate(world: World, n_journeys: int, seed: int) -> tuple[Journeys, Truth]
     rng = np.random.default_rng(seed)
     J = int(n_journeys)
     lengths = np.minimum(1 + rng.negative_binomial(2, 0.4, size=J), MAX_TOUCHES)
-    offsets = _csr(lengths)
+    offsets = csr_offsets(lengths)
     n = int(offsets[-1])
     channel = np.empty(n, dtype=np.int32)
-    _walk(offsets, rng.random(J), rng.random(n), np.cumsum(START),
+    channel_walk(offsets, rng.random(J), rng.random(n), np.cumsum(START),
           np.cumsum(TRANSITIONS, axis=1), channel)
     primary = rng.choice(np.arange(1, 4), size=J, p=DEVICE_SHARE)
     interaction, device, cost = _touches(rng, offsets, channel, primary)
@@ -344,7 +350,7 @@ def simulate(world: World, n_journeys: int, seed: int) -> tuple[Journeys, Truth]
         channels=CHANNELS)
     truth = Truth(shapley=shapley, removal=removal, p_true=p, p_base=base,
                   reference_time=reference, touch_shapley=phi,
-                  after_conversion=_after_conversion(rng, journeys), world=world)
+                  after_conversion=after_conversion_touches(rng, journeys), world=world)
     return journeys, truth
 
 

@@ -50,7 +50,7 @@ from attribid.kernels.taxonomy import CLICK, IMPRESSION, PRODUCT_CATEGORIES
 from attribid.models.data.journeys import Journeys
 from attribid.models.simulation.simulate import (
     CATEGORY_BASE, CATEGORY_PRICE, CATEGORY_SHARE, DEVICE_FACTOR, DEVICE_SHARE, EPOCH0, WORLDS,
-    Truth, World, _after_conversion, _csr, _walk, simulate,
+    Truth, World, after_conversion_touches, csr_offsets, channel_walk, simulate,
 )
 from attribid.models.simulation.zoo_game import channel_game
 from attribid.models.simulation.zoo_world import (
@@ -72,14 +72,14 @@ def _journey_layout(world: ZooWorld, rng: np.random.Generator, n: int
     r = 1.5   # negative binomial shape: mean touches = 1 + r (1 - p) / p
     p = r / (r + world.mean_length - 1.0)
     walk_len = np.minimum(1 + rng.negative_binomial(r, p, size=n), MAX_TOUCHES - 1)
-    offsets = _csr(walk_len)
+    offsets = csr_offsets(walk_len)
     channel = np.empty(int(offsets[-1]), dtype=np.int32)
-    _walk(offsets, rng.random(n), rng.random(channel.shape[0]), np.cumsum(world.start),
+    channel_walk(offsets, rng.random(n), rng.random(channel.shape[0]), np.cumsum(world.start),
           np.cumsum(world.transitions, axis=1), channel)
     closes = rng.random(n) < np.minimum(1.0, world.harvest_rate * intent**world.harvest_intent)
     closer = rng.choice(np.array(world.harvest, np.int32), size=int(closes.sum()))
     channel = np.insert(channel, offsets[1:][closes], closer).astype(np.int32)
-    return channel, _csr(walk_len + closes), intent
+    return channel, csr_offsets(walk_len + closes), intent
 
 
 def _journeys(world: ZooWorld, rng: np.random.Generator, n: int
@@ -222,7 +222,7 @@ def simulate_zoo(world: ZooWorld, n_journeys: int, seed: int) -> tuple[Journeys,
     truth = Truth(shapley=shapley, removal=removal, p_true=p, p_base=base,
                   reference_time=reference,
                   touch_shapley=_touch_split(world, journeys, reference, shapley),
-                  after_conversion=_after_conversion(rng, journeys), world=world)
+                  after_conversion=after_conversion_touches(rng, journeys), world=world)
     return journeys, truth
 
 
