@@ -135,9 +135,11 @@ def _write_inputs(n_touchpoints: int, folder: Path, seed: int, formats: list[str
 def measure_engines(sizes: list[int], methods: list[str], memory_up_to: int,
                     formats: list[str], work: Path, seed: int = 1,
                     log: Callable[[str], None] = print, csv_up_to: int = 10**7,
-                    threads: int | None = None) -> list[EngineRun]:
-    """Every (size, format, engine, method) run, each in a child process."""
-    runs = []
+                    threads: int | None = None, memory_limit: str | None = None,
+                    done: Callable[[EngineRun], None] | None = None) -> list[EngineRun]:
+    """Every (size, format, engine, method) run, each in a child process; ``done`` hears
+    of each run as it ends (a long run's figures are kept if it is stopped)."""
+    runs: list[EngineRun] = []
     cores = threads or os.cpu_count() or 1
     for size in sizes:
         folder = work / f"t{size}"
@@ -152,6 +154,8 @@ def measure_engines(sizes: list[int], methods: list[str], memory_up_to: int,
                     continue
                 tp, cv = inputs["one-parquet" if (fmt, engine) == ("parquet", "memory") else fmt]
                 flags = ["--duckdb-threads", str(threads)] if threads and engine == "duckdb" else []
+                if memory_limit and engine == "duckdb":
+                    flags += ["--duckdb-memory-limit", memory_limit]
                 for method in methods:
                     seconds, rss, code = run_child([
                         *ATTRIBID, "attribute", "--touchpoints", tp, "--conversions", cv,
@@ -162,6 +166,25 @@ def measure_engines(sizes: list[int], methods: list[str], memory_up_to: int,
                         f"{rss:8.0f} MB {run.touchpoints_per_s:12,.0f} touchpoints/s"
                         + ("" if code == 0 else f"  exit {code}"))
                     runs.append(run)
+                    if done is not None:
+                        done(run)
+    return runs
+
+
+def runs_of_log(text: str, threads: int) -> list[EngineRun]:
+    """The runs a log of ``measure_engines`` printed (its lines as they were written).
+
+    >>> runs_of_log(" 1,010 parquet duckdb last-click 2.24 s 221 MB 450 touchpoints/s", 1)[0].seconds
+    2.24
+    """
+    runs = []
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) >= 9 and cells[5] == "s" and cells[7] == "MB":
+            code = int(cells[-1]) if cells[-2] == "exit" else 0
+            runs.append(EngineRun(int(cells[0].replace(",", "")), cells[1], cells[2], cells[3],
+                                  float(cells[4]), float(cells[6]), code,
+                                  threads if cells[2] == "duckdb" else 1))
     return runs
 
 
@@ -359,20 +382,38 @@ def _engines(args: argparse.Namespace, command: str) -> None:
     where = machine()
     out = Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)
-    kwargs = {"csv_up_to": int(float(args.csv_up_to)), "threads": args.threads}
+    earlier: list[EngineRun] = []
+    saved = out / "engines.json"
+    if args.append and saved.exists():
+        old = json.loads(saved.read_text(encoding="utf-8"))
+        command = old["command"] + "` then `" + command
+        earlier = [EngineRun(**{k: v for k, v in r.items() if k != "touchpoints_per_s"})
+                   for r in old["runs"]]
+    if args.from_log:
+        command += f"` (rebuilt from its log, {args.from_log})` then `"
+        earlier += runs_of_log(Path(args.from_log).read_text(encoding="utf-8"),
+                               args.threads or os.cpu_count() or 1)
+        sizes = []
+    runs: list[EngineRun] = list(earlier)
+
+    def save(run: EngineRun | None = None) -> None:
+        if run is not None:
+            runs.append(run)
+        saved.write_text(json.dumps(
+            {"command": command, "machine": where, "launcher_peak_mb": launcher_peak_mb(),
+             "runs": [{**asdict(r), "touchpoints_per_s": r.touchpoints_per_s} for r in runs]},
+            indent=2) + "\n", encoding="utf-8")
+
+    kwargs = {"csv_up_to": int(float(args.csv_up_to)), "threads": args.threads,
+              "memory_limit": args.memory_limit, "done": save}
     if args.work:
-        runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(args.work),
-                               **kwargs)
+        measure_engines(sizes, methods, args.memory_up_to, formats, Path(args.work), **kwargs)
     else:
         with tempfile.TemporaryDirectory() as work:
-            runs = measure_engines(sizes, methods, args.memory_up_to, formats, Path(work),
-                                   **kwargs)
+            measure_engines(sizes, methods, args.memory_up_to, formats, Path(work), **kwargs)
+    save()
     section = render_engines(runs, command, where, launcher_peak_mb())
     (out / "engines.md").write_text(section, encoding="utf-8")
-    (out / "engines.json").write_text(json.dumps(
-        {"command": command, "machine": where, "launcher_peak_mb": launcher_peak_mb(),
-         "runs": [{**asdict(r), "touchpoints_per_s": r.touchpoints_per_s} for r in runs]},
-        indent=2) + "\n", encoding="utf-8")
     print(section)
     if args.out:
         doc = Path(args.out) / "data-speed.md"
@@ -396,6 +437,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the inputs, kept and reused (default: a temporary one)")
     parser.add_argument("--csv-up-to", default="10000000",
                         help="largest input also run from CSV (default 1e7 touchpoints)")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DuckDB's memory before it spills (--duckdb-memory-limit)")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the runs already in --runs/engines.json")
+    parser.add_argument("--from-log", default=None,
+                        help="take the runs of an earlier run's log (one that was stopped)")
     parser.add_argument("--threads", type=int, default=None,
                         help="DuckDB's threads (--duckdb-threads; default: every core)")
     parser.add_argument("--steps", action="store_true",
