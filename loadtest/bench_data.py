@@ -193,9 +193,10 @@ def cost_curve(runs: list[EngineRun]) -> list[tuple[str, float, float, float, fl
     billion, largest peak MB), from a line through its two largest sizes."""
     out = []
     for method in dict.fromkeys(r.method for r in runs):
-        mine = sorted((r for r in runs if (r.method, r.engine, r.file_format)
-                       == (method, "duckdb", "parquet") and r.exit_code == 0),
-                      key=lambda r: r.touchpoints)
+        # the latest run of each size
+        by_size = {r.touchpoints: r for r in runs if (r.method, r.engine, r.file_format)
+                   == (method, "duckdb", "parquet") and r.exit_code == 0}
+        mine = [by_size[n] for n in sorted(by_size)]
         if len(mine) < 2:
             continue
         a, b = mine[-2], mine[-1]
