@@ -67,6 +67,8 @@ class EngineRun:
     exit_code: int
     #: the cores the run may use (DuckDB's threads; 1 for the memory engine's kernels)
     threads: int = 1
+    #: DuckDB's memory before it spills ("" for the engine's default, MEMORY_LIMIT)
+    memory_limit: str = ""
 
     @property
     def touchpoints_per_s(self) -> float:
@@ -161,7 +163,8 @@ def measure_engines(sizes: list[int], methods: list[str], memory_up_to: int,
                         *ATTRIBID, "attribute", "--touchpoints", tp, "--conversions", cv,
                         "--method", method, "--engine", engine, "--format", "json", *flags])
                     run = EngineRun(rows, fmt, engine, method, seconds, rss, code,
-                                    cores if engine == "duckdb" else 1)
+                                    cores if engine == "duckdb" else 1,
+                                    (memory_limit or "") if engine == "duckdb" else "")
                     log(f"{rows:>11,} {fmt:7} {engine:6} {method:15} {seconds:8.2f} s "
                         f"{rss:8.0f} MB {run.touchpoints_per_s:12,.0f} touchpoints/s"
                         + ("" if code == 0 else f"  exit {code}"))
@@ -189,8 +192,18 @@ def runs_of_log(text: str, threads: int) -> list[EngineRun]:
 
 
 def cost_curve(runs: list[EngineRun]) -> list[tuple[str, float, float, float, float]]:
-    """Per method on Parquet with DuckDB: (method, fixed s, ns per touchpoint, seconds at a
-    billion, largest peak MB), from a line through its two largest sizes."""
+    """Per method on Parquet with DuckDB: (method, fixed core-s, core-ns per touchpoint,
+    core-seconds at a billion, largest peak MB), from a line through its two largest sizes.
+
+    Core-seconds (wall seconds x DuckDB's threads) make runs with different thread counts
+    comparable; they assume the threads kept their cores busy, which overstates the cost
+    of a run that waited on disk.
+
+    >>> runs = [EngineRun(10, "parquet", "duckdb", "m", 2.0, 5.0, 0, 1),
+    ...         EngineRun(20, "parquet", "duckdb", "m", 2.0, 9.0, 0, 2)]
+    >>> cost_curve(runs)[0][:3]
+    ('m', 0.0, 200000000.0)
+    """
     out = []
     for method in dict.fromkeys(r.method for r in runs):
         # the latest run of each size
@@ -200,8 +213,9 @@ def cost_curve(runs: list[EngineRun]) -> list[tuple[str, float, float, float, fl
         if len(mine) < 2:
             continue
         a, b = mine[-2], mine[-1]
-        slope = max((b.seconds - a.seconds) / (b.touchpoints - a.touchpoints), 0.0)
-        fixed = max(b.seconds - slope * b.touchpoints, 0.0)
+        core_a, core_b = a.seconds * a.threads, b.seconds * b.threads
+        slope = max((core_b - core_a) / (b.touchpoints - a.touchpoints), 0.0)
+        fixed = max(core_b - slope * b.touchpoints, 0.0)
         out.append((method, fixed, slope * 1e9, fixed + slope * BILLION,
                     max(r.peak_rss_mb for r in mine)))
     return out
@@ -228,28 +242,33 @@ def machine() -> str:
             f"{load}")
 
 
-def render_engines(runs: list[EngineRun], command: str, where: str,
+def render_engines(runs: list[EngineRun], commands: list[str], where: str,
                    launcher_mb: float = 0.0) -> str:
     """The runs as a Markdown section: one row per run, DuckDB next to memory."""
     lines = [BEGIN, "## Engines: DuckDB against memory", "",
-             f"Command: `{command}`", "",
+             "Commands, in order (each adds its runs to the ones before; the latest run of a "
+             "size, input, engine and method is the one shown):", "",
+             *[f"- `{c}`" for c in commands], "",
              f"Machine: {where}. Each run is `attribid attribute --method M --engine E "
              "--format json` in a child process of its own, timed from its start to its "
              "exit (interpreter start and imports included); peak RSS is the child's "
-             "`ru_maxrss`. Per core: touchpoints/s over DuckDB's threads. "
+             "`ru_maxrss`. Per core: touchpoints/s over DuckDB's threads (column *threads*). "
              "Parquet: DuckDB reads the parts as one glob, the memory engine "
-             "the parts joined into one file. DuckDB holds at most 512 MB before it spills to "
-             "disk (`attribid.models.batch.engine.MEMORY_LIMIT`). The launcher's own peak, "
+             "the parts joined into one file. DuckDB holds at most its memory limit before it "
+             "spills to disk (column *limit*; 512MB unless `--duckdb-memory-limit` says "
+             "otherwise, `attribid.models.batch.engine.MEMORY_LIMIT`). The launcher's own peak, "
              f"{launcher_mb:,.0f} MB, is the least a child can read. One run each: other "
              "processes share the machine.", "",
-             "| touchpoints | input | method | duckdb s | duckdb touchpoints/s "
-             "| duckdb per core | duckdb peak MB "
+             "| touchpoints | input | method | threads | limit | duckdb s "
+             "| duckdb touchpoints/s | duckdb per core | duckdb peak MB "
              "| memory s | memory touchpoints/s | memory peak MB |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     keyed = {(r.touchpoints, r.file_format, r.method, r.engine): r for r in runs}
     seen = list(dict.fromkeys((r.touchpoints, r.file_format, r.method) for r in runs))
     for size, fmt, method in seen:
         cells = [f"{size:,}", fmt, method]
+        duck = keyed.get((size, fmt, method, "duckdb"))
+        cells += ([str(duck.threads), duck.memory_limit or "512MB"] if duck else ["-", "-"])
         for engine in ("duckdb", "memory"):
             r = keyed.get((size, fmt, method, engine))
             width = 4 if engine == "duckdb" else 3
@@ -265,17 +284,19 @@ def render_engines(runs: list[EngineRun], command: str, where: str,
     curve = cost_curve(runs)
     if curve:
         lines += ["", "### Cost curve and a billion touchpoints", "",
-                  "Per method, DuckDB on Parquet: a line seconds = fixed + touchpoints x cost "
-                  "through the two largest sizes above, and where it reaches at 1,000,000,000 "
-                  "touchpoints. Assumptions: the same machine and simulated world (about 4 "
+                  "Per method, DuckDB on Parquet: a line core-seconds (wall seconds x threads) "
+                  "= fixed + touchpoints x cost through the two largest sizes above, and where "
+                  "it reaches at 1,000,000,000 touchpoints; hours on this machine's 2 cores are "
+                  "half the core-hours. Assumptions: the same machine and simulated world (about 4 "
                   "touchpoints per journey, 7 channels), the cost per touchpoint of the largest "
                   "step holding on (DuckDB's memory limit fixed, so a larger input spills more "
                   "to disk, not more to RAM: peak RSS stays near the largest one measured), and "
                   "about 13 bytes per touchpoint of Parquet plus spill room of the same order "
                   "on disk.", "",
-                  "| method | fixed s | ns per touchpoint | est. s at 1e9 | est. hours at 1e9 "
-                  "| largest peak MB |", "|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {m} | {fixed:.1f} | {ns:,.0f} | {at:,.0f} | {at / 3600:.2f} | {mb:,.0f} |"
+                  "| method | fixed core-s | core-ns per touchpoint | est. core-s at 1e9 "
+                  "| est. hours at 1e9 on 2 cores | largest peak MB |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {m} | {fixed:.1f} | {ns:,.0f} | {at:,.0f} | {at / 7200:.2f} | {mb:,.0f} |"
                   for m, fixed, ns, at, mb in curve]
     lines += ["", END]
     return "\n".join(lines) + "\n"
@@ -384,24 +405,30 @@ def _engines(args: argparse.Namespace, command: str) -> None:
     out = Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)
     earlier: list[EngineRun] = []
+    commands: list[str] = []
     saved = out / "engines.json"
     if args.append and saved.exists():
         old = json.loads(saved.read_text(encoding="utf-8"))
-        command = old["command"] + "` then `" + command
+        commands = list(old["commands"])
         earlier = [EngineRun(**{k: v for k, v in r.items() if k != "touchpoints_per_s"})
                    for r in old["runs"]]
     if args.from_log:
-        command += f"` (rebuilt from its log, {args.from_log})` then `"
+        command += f" (its runs rebuilt from {args.from_log})"
         earlier += runs_of_log(Path(args.from_log).read_text(encoding="utf-8"),
                                args.threads or os.cpu_count() or 1)
         sizes = []
+    if sizes or args.from_log or not commands:
+        commands.append(command)
+    elif args.append and saved.exists():
+        # a rerun that measures nothing only renders: no command, and the machine as measured
+        where = old["machine"]
     runs: list[EngineRun] = list(earlier)
 
     def save(run: EngineRun | None = None) -> None:
         if run is not None:
             runs.append(run)
         saved.write_text(json.dumps(
-            {"command": command, "machine": where, "launcher_peak_mb": launcher_peak_mb(),
+            {"commands": commands, "machine": where, "launcher_peak_mb": launcher_peak_mb(),
              "runs": [{**asdict(r), "touchpoints_per_s": r.touchpoints_per_s} for r in runs]},
             indent=2) + "\n", encoding="utf-8")
 
@@ -413,7 +440,7 @@ def _engines(args: argparse.Namespace, command: str) -> None:
         with tempfile.TemporaryDirectory() as work:
             measure_engines(sizes, methods, args.memory_up_to, formats, Path(work), **kwargs)
     save()
-    section = render_engines(runs, command, where, launcher_peak_mb())
+    section = render_engines(runs, commands, where, launcher_peak_mb())
     (out / "engines.md").write_text(section, encoding="utf-8")
     print(section)
     if args.out:
