@@ -62,8 +62,10 @@ def rule_totals(tables: JourneyTables, method: str, half_life_hours: float = 168
 def _state(order: int, n_channels: int) -> str:
     """SQL of the chain's state after a touch: digit k = the channel k touches back."""
     base = n_channels + 1
-    digits = ["channel"] + [f"coalesce(lag(channel, {k}) OVER j, {n_channels}) * {base ** k}"
-                            for k in range(1, order)]
+    # BIGINT: a state of many digits passes an INTEGER's range
+    digits = ["CAST(channel AS BIGINT)"] + [
+        f"coalesce(CAST(lag(channel, {k}) OVER j AS BIGINT), {n_channels}) * {base ** k}"
+        for k in range(1, order)]
     return " + ".join(digits)
 
 

@@ -39,6 +39,42 @@ class Dialect:
             return f"string_agg({value}, ',') WITHIN GROUP (ORDER BY {order})"
         return f"string_agg({value}, ',' ORDER BY {order})"
 
+    def column(self, name: str) -> str:
+        """A column name quoted (``timestamp`` is a keyword in both).
+
+        >>> DUCKDB.column("timestamp"), SPARK.column("timestamp")
+        ('"timestamp"', '`timestamp`')
+        """
+        if self.name == "spark":
+            return "`" + name.replace("`", "``") + "`"
+        return '"' + name.replace('"', '""') + '"'
+
+    def finite(self, expr: str) -> str:
+        """SQL true when the DOUBLE ``expr`` is neither infinite nor NaN."""
+        if self.name == "spark":
+            return f"NOT (isnan({expr}) OR abs({expr}) = double('inf'))"
+        return f"isfinite({expr})"
+
+    def distinct_values(self, expr: str) -> str:
+        """An aggregate: the distinct values of ``expr`` as a list."""
+        if self.name == "spark":
+            return f"collect_set({expr})"
+        return f"list(DISTINCT {expr})"
+
+    def text_epoch(self, expr: str) -> str:
+        """Epoch seconds of an ISO-8601 text (UTC unless it says otherwise); NULL if not one."""
+        if self.name == "spark":
+            # Spark would also read 'yesterday' or 'now' as times: only a date-led text counts
+            return (f"CASE WHEN {expr} RLIKE '^[0-9]{{4}}-' THEN "
+                    f"unix_micros(try_to_timestamp({expr})) / 1e6 END")
+        return f"epoch(TRY_CAST({expr} AS TIMESTAMPTZ))"
+
+    def time_epoch(self, expr: str) -> str:
+        """Epoch seconds of a TIMESTAMP or DATE column."""
+        if self.name == "spark":
+            return f"unix_micros(CAST({expr} AS TIMESTAMP)) / 1e6"
+        return f"epoch({expr})"
+
 
 DUCKDB, SPARK = Dialect("duckdb"), Dialect("spark")
 

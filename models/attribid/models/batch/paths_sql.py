@@ -71,7 +71,7 @@ def sql_path_report(tables: JourneyTables) -> PathReport:
         # the memory report's median: the first hour count whose running total reaches half
         k = math.ceil(tables.conversions / 2) - 1
         median = float(tables.query(f"SELECT {hours} AS h FROM {tables.per_journey()} "
-                                    "WHERE converted ORDER BY h LIMIT 1 OFFSET ?", [k])[0][0])
+                                    f"WHERE converted ORDER BY h LIMIT 1 OFFSET {int(k)}")[0][0])
     rows, cols, matrix = markov_chain(tables, 1).transition_matrix()
     return PathReport(float(tables.n_journeys), float(tables.conversions), tables.revenue,
                       tuple(path_rows(tables)), length_rows, time_rows, median,

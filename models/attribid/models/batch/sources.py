@@ -1,6 +1,7 @@
-"""Inputs as DuckDB SQL: a CSV or Parquet file, a glob of parts, or a table of a DuckDB
-database file; and the one pass that profiles an input (its rows, the checks its values
-fail, the unit of its epoch numbers, the distinct values of its name columns).
+"""Inputs as SQL: a CSV or Parquet file, a glob of parts, or (DuckDB only) a table of a
+DuckDB database file; and the one pass that profiles an input (its rows, the checks its
+values fail, the unit of its epoch numbers, the distinct values of its name columns), in
+the SQL common to DuckDB and Spark (attribid.models.batch.grouped_sql.Dialect).
 
 A CSV is read with its names as text and its numbers as DOUBLE; a timestamp column that
 holds ISO-8601 times is read again as text and parsed per row (numbers first).
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
+from attribid.models.batch.grouped_sql import DUCKDB, Dialect
 from attribid.models.data.loader import TIME_UNITS
 from attribid.models.data.tables import DataError
+
+if TYPE_CHECKING:
+    from attribid.models.batch.engine import SqlRunner
 
 #: file suffixes read as a DuckDB database (tables ``touchpoints`` and ``conversions``)
 DATABASE_SUFFIXES = (".duckdb", ".ddb", ".db")
@@ -39,15 +44,39 @@ def is_glob(path: str) -> bool:
     return any(ch in path for ch in "*?[")
 
 
+def check_exists(path: str) -> None:
+    """Refuse a path that names no file (or a glob that matches none)."""
+    if not is_glob(path) and not os.path.exists(path):
+        raise DataError(path, None, None, "cannot open: No such file or directory")
+    if is_glob(path) and not glob.glob(path):
+        raise DataError(path, None, None, "no file matches")
+
+
+class InputSource(Protocol):
+    """One input as an engine reads it: what ``open_view`` needs of it."""
+
+    path: str
+    #: "csv", "parquet" or "database"
+    kind: str
+    #: column name -> type, in DuckDB's names (VARCHAR, DOUBLE, TIMESTAMP...)
+    types: dict[str, str]
+    #: the ways to read the timestamp column, tried in turn: False as numbers, True as text
+    time_readings: tuple[bool, ...]
+
+    def sql(self, types: dict[str, str]) -> str:
+        """The input as a FROM item, a CSV's columns read as ``types``."""
+        ...
+
+
 class Source:
-    """One input (file, glob or database table) as SQL, with its columns and their types."""
+    """One input (file, glob or database table) as DuckDB SQL, with its columns and their
+    types."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: str, table: str) -> None:
         self.path, self.kind = path, kind_of(path)
-        if not is_glob(path) and not os.path.exists(path):
-            raise DataError(path, None, None, "cannot open: No such file or directory")
-        if is_glob(path) and not glob.glob(path):
-            raise DataError(path, None, None, "no file matches")
+        check_exists(path)
+        # numbers first (fast); an ISO-8601 time makes DuckDB's CSV reader fail: then text
+        self.time_readings: tuple[bool, ...] = (False, True) if self.kind == "csv" else (False,)
         if self.kind == "database":
             alias = f"db_{table}"
             con.execute(f"ATTACH {quoted(path)} AS {alias} (READ_ONLY)")
@@ -72,27 +101,29 @@ class Source:
         return (f"read_csv({quoted(self.path)}, header = true, types = {{{spec}}}, "
                 "union_by_name = true)")
 
-    def csv_types(self, numeric: dict[str, str], time_as_text: bool) -> dict[str, str]:
-        """DuckDB types for a CSV's columns: names as text, numbers as DOUBLE."""
-        types = {c: "VARCHAR" for c in _TEXT_COLUMNS if c in self.types}
-        types.update({c: t for c, t in numeric.items() if c in self.types})
-        if "timestamp" in self.types:
-            types["timestamp"] = "VARCHAR" if time_as_text else "DOUBLE"
-        return types
+def csv_types(source: InputSource, numeric: dict[str, str],
+              time_as_text: bool) -> dict[str, str]:
+    """Types for a CSV's columns: names as text, numbers as DOUBLE."""
+    types = {c: "VARCHAR" for c in _TEXT_COLUMNS if c in source.types}
+    types.update({c: t for c, t in numeric.items() if c in source.types})
+    if "timestamp" in source.types:
+        types["timestamp"] = "VARCHAR" if time_as_text else "DOUBLE"
+    return types
 
 
-def time_columns(source: Source, time_as_text: bool) -> str:
+def time_columns(dialect: Dialect, source: InputSource, time_as_text: bool) -> str:
     """``ts_num`` (an epoch number, unit not yet applied) and ``ts_iso`` (seconds) columns."""
     kind = source.types.get("timestamp", "VARCHAR").upper()
     if source.kind == "csv":
         kind = "VARCHAR" if time_as_text else "DOUBLE"
+    ts = dialect.column("timestamp")
     if kind.startswith("TIMESTAMP") or kind == "DATE":
-        return "CAST(NULL AS DOUBLE) AS ts_num, epoch(\"timestamp\") AS ts_iso"
+        return f"CAST(NULL AS DOUBLE) AS ts_num, {dialect.time_epoch(ts)} AS ts_iso"
     if kind in ("VARCHAR", "TEXT"):
-        return ("TRY_CAST(trim(\"timestamp\") AS DOUBLE) AS ts_num, "
-                "CASE WHEN TRY_CAST(trim(\"timestamp\") AS DOUBLE) IS NULL THEN "
-                "epoch(TRY_CAST(trim(\"timestamp\") AS TIMESTAMPTZ)) END AS ts_iso")
-    return "CAST(\"timestamp\" AS DOUBLE) AS ts_num, CAST(NULL AS DOUBLE) AS ts_iso"
+        return (f"TRY_CAST(trim({ts}) AS DOUBLE) AS ts_num, "
+                f"CASE WHEN TRY_CAST(trim({ts}) AS DOUBLE) IS NULL THEN "
+                f"{dialect.text_epoch(f'trim({ts})')} END AS ts_iso")
+    return f"CAST({ts} AS DOUBLE) AS ts_num, CAST(NULL AS DOUBLE) AS ts_iso"
 
 
 class NeedsScanner(Exception):
@@ -105,12 +136,17 @@ _UNIT_COUNTS = {
     "big": f"abs(ts_num) >= {MILLISECONDS_FROM}", "small": f"abs(ts_num) < {MILLISECONDS_FROM}",
     "huge": f"abs(ts_num) >= {MILLISECONDS_UNTIL}",
 }
-BAD_TIME = "coalesce(ts_num, ts_iso) IS NULL OR NOT isfinite(coalesce(ts_num, ts_iso))"
 
 
-def open_view(con: duckdb.DuckDBPyConnection, source: Source, name: str,
-               columns: list[str], numeric: dict[str, str], tests: dict[str, str],
-               distinct: tuple[str, ...] = ()) -> tuple[dict[str, int], dict[str, list[Any]]]:
+def bad_time(dialect: Dialect = DUCKDB) -> str:
+    """SQL true when a row's time is missing or not a finite number."""
+    return (f"coalesce(ts_num, ts_iso) IS NULL OR NOT "
+            f"{dialect.finite('coalesce(ts_num, ts_iso)')}")
+
+
+def open_view(runner: SqlRunner, source: InputSource, name: str,
+              columns: list[str], numeric: dict[str, str], tests: dict[str, str],
+              distinct: tuple[str, ...] = ()) -> tuple[dict[str, int], dict[str, list[Any]]]:
     """View ``name`` of the source's rows, values trimmed, and one pass over it: the rows,
     the unit counts, how many rows fail each of ``tests`` (SQL predicates), and the
     distinct values of the ``distinct`` columns."""
@@ -118,19 +154,19 @@ def open_view(con: duckdb.DuckDBPyConnection, source: Source, name: str,
     if missing:
         raise NeedsScanner(f"missing column {missing[0]}")
     counts = {"rows": "true", **_UNIT_COUNTS, **tests}
-    for time_as_text in (False, True):
-        types = source.csv_types(numeric, time_as_text) if source.kind == "csv" else {}
-        select = ", ".join([*columns, time_columns(source, time_as_text)])
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {select} "
-                    f"FROM {source.sql(types)}")
+    dialect = runner.dialect
+    for time_as_text in source.time_readings:
+        types = csv_types(source, numeric, time_as_text) if source.kind == "csv" else {}
+        select = ", ".join([*columns, time_columns(dialect, source, time_as_text)])
+        runner.view(name, f"SELECT {select} FROM {source.sql(types)}")
         try:
-            found = con.execute("SELECT " + ", ".join(
-                [f"count(*) FILTER ({sql})" for sql in counts.values()]
-                + [f"list(DISTINCT {c})" for c in distinct]) + f" FROM {name}").fetchall()[0]
+            found = runner.rows("SELECT " + ", ".join(
+                [f"count(*) FILTER (WHERE {sql})" for sql in counts.values()]
+                + [dialect.distinct_values(c) for c in distinct]) + f" FROM {name}")[0]
             break
-        except duckdb.Error as exc:
+        except runner.errors as exc:
             # an ISO-8601 time in a column read as numbers: read it as text instead
-            if time_as_text or source.kind != "csv":
+            if time_as_text == source.time_readings[-1]:
                 raise NeedsScanner(str(exc).splitlines()[0]) from None
     profile = {what: int(n) for what, n in zip(counts, found)}
     bad = [what for what in tests if profile[what]]
