@@ -17,9 +17,12 @@ rows) and progress go to stderr; ``--strict`` makes a warning exit 2.
 E-differential privacy instead; the report states E and the noise.
 ``--engine duckdb`` (the default) credits the classic methods by SQL over the files where
 they lie (CSV, Parquet, globs of parts, a DuckDB file), holding no touchpoint in Python;
+``--engine spark`` runs the same SQL on Apache Spark (``--spark-master``, default
+``local[*]``; CSV or Parquet files and globs of them; PySpark from the ``spark`` extra);
 ``--engine memory`` reads every journey into memory first. The network streams its
-journeys from DuckDB in bounded batches. Bootstrap intervals, ``--epsilon`` and ``--paths``
-need each journey's credit: they read in memory.
+journeys from DuckDB in bounded batches (on Spark, through the model on each executor).
+Bootstrap intervals, ``--epsilon`` and ``--paths`` need each journey's credit: they read
+in memory.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from attribid.cli import BAD_INPUT, OK, CommandError, errors_as, progress
+from attribid.cli import BAD_INPUT, FAILED, OK, CommandError, errors_as, progress
 from attribid.models.attribution.channels import ALL_METHODS, TIMED
 from attribid.models.attribution.privacy import PRIVATE_METHODS, PrivacySpec
 from attribid.models.attribution.report import FORMATS, Report, build_report, render
@@ -38,8 +41,11 @@ from attribid.models.data.loader import (
 if TYPE_CHECKING:
     from attribid.models.batch.engine import JourneyTables
 
-#: where the journeys are credited: by SQL where they lie, or read into memory first
-ENGINES: tuple[str, ...] = ("duckdb", "memory")
+#: where the journeys are credited: by SQL where they lie (DuckDB, Spark), or read into
+#: memory first
+ENGINES: tuple[str, ...] = ("duckdb", "spark", "memory")
+#: the engines that credit by SQL
+SQL_ENGINES = ("duckdb", "spark")
 
 #: flag -> (option name, methods it applies to)
 _METHOD_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -128,8 +134,12 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 2 on any warning about the input")
     parser.add_argument("--engine", choices=ENGINES, default="duckdb",
                         help="duckdb: SQL over the files where they lie (CSV, Parquet, globs, "
-                             "a DuckDB file); memory: every journey read into memory first "
-                             "(default duckdb)")
+                             "a DuckDB file); spark: the same SQL on Apache Spark (CSV, "
+                             "Parquet, globs; needs pyspark); memory: every journey read into "
+                             "memory first (default duckdb)")
+    parser.add_argument("--spark-master", default=None, metavar="URL",
+                        help="where --engine spark runs, e.g. local[4] or spark://host:7077 "
+                             "(default local[*]: this machine, a thread per core)")
     parser.add_argument("--duckdb-memory-limit", default=None, metavar="SIZE",
                         help="memory DuckDB holds before it spills to disk, e.g. 512MB or 4GB "
                              "(default 512MB)")
@@ -152,6 +162,26 @@ def _check_input_flags(args: argparse.Namespace) -> None:
         raise CommandError(f"--lookback must be > 0 days, got {args.lookback}")
 
 
+def _check_engine_flags(args: argparse.Namespace) -> None:
+    """Refuse the flags of an engine other than the one chosen, and a DuckDB file to Spark."""
+    engine = getattr(args, "engine", "duckdb")
+    if engine == "spark":
+        for flag in ("duckdb_memory_limit", "duckdb_threads"):
+            if getattr(args, flag, None) is not None:
+                raise CommandError(f"--{flag.replace('_', '-')} applies to --engine duckdb "
+                                   "only")
+        from attribid.models.batch.sources import is_glob, kind_of
+
+        for flag, path in (("--touchpoints", args.touchpoints),
+                           ("--conversions", args.conversions)):
+            if path and not is_glob(path) and kind_of(path) == "database":
+                raise CommandError(f"{flag} {path}: a DuckDB database file is read by "
+                                   "--engine duckdb only; --engine spark reads CSV or Parquet "
+                                   "files (or globs of them)")
+    elif getattr(args, "spark_master", None) is not None:
+        raise CommandError("--spark-master applies to --engine spark only")
+
+
 def report_issues(args: argparse.Namespace, issues: tuple[DataIssue, ...]) -> None:
     """Warnings and notes to stderr; under ``--strict`` a warning is bad input (exit 2)."""
     for issue in issues:
@@ -162,14 +192,42 @@ def report_issues(args: argparse.Namespace, issues: tuple[DataIssue, ...]) -> No
                            f"{warnings[0].message}")
 
 
+def _spark_tables(args: argparse.Namespace) -> "JourneyTables":
+    """The journeys as Spark tables (``--engine spark``)."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise CommandError("--engine spark needs PySpark: pip install pyspark (or pip install "
+                           "'attribid[spark]')", FAILED)
+    from attribid.models.batch.spark_engine import (
+        SPARK_MASTER, SparkUnavailable, open_spark_journeys,
+    )
+
+    try:
+        return open_spark_journeys(args.touchpoints, args.conversions, time_unit=args.time_unit,
+                                   lookback_days=args.lookback,
+                                   master=args.spark_master or SPARK_MASTER)
+    except SparkUnavailable as exc:
+        raise CommandError(str(exc), FAILED) from exc
+
+
 def open_tables(args: argparse.Namespace) -> "JourneyTables | None":
-    """The journeys as DuckDB tables (``--engine duckdb``); None when DuckDB cannot read
-    input the line scanner can (then the caller reads it in memory)."""
+    """The journeys as SQL tables (``--engine duckdb`` or ``spark``); None when the engine
+    cannot read input the line scanner can (then the caller reads it in memory)."""
     import re
 
     from attribid.models.batch.engine import MEMORY_LIMIT, UnreadableBySql, connect, open_journeys
 
     _check_input_flags(args)
+    _check_engine_flags(args)
+    if getattr(args, "engine", "duckdb") == "spark":
+        with errors_as(BAD_INPUT, ValueError, OSError):
+            try:
+                tables = _spark_tables(args)
+            except UnreadableBySql:
+                return None
+        report_issues(args, tables.issues)
+        return tables
     limit = getattr(args, "duckdb_memory_limit", None) or MEMORY_LIMIT
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit):
         raise CommandError(f"--duckdb-memory-limit: a size such as 512MB or 4GB, got {limit!r}")
@@ -311,17 +369,19 @@ def run(args: argparse.Namespace) -> int:
     inputs = ({"paths": args.paths} if args.paths else
               {"touchpoints": args.touchpoints, "conversions": args.conversions})
     # what needs each journey's credit (resamples, noise per journey) reads in memory
-    by_sql = (args.engine == "duckdb" and args.paths is None and not args.bootstrap
+    by_sql = (args.engine in SQL_ENGINES and args.paths is None and not args.bootstrap
               and privacy is None and ("network" not in methods or _arrow_installed()))
     tables = open_tables(args) if by_sql else None
     if tables is not None:
         from attribid.models.batch.report import sql_report
 
-        _network_in_all(args, methods, tables.channels)
-        # the network refuses a model file it cannot use, or channels it does not know
-        with errors_as(BAD_INPUT, ValueError, OSError):
-            report = sql_report(tables, methods, chosen, args.lookback, inputs, args.model)
-        tables.close()
+        try:
+            _network_in_all(args, methods, tables.channels)
+            # the network refuses a model file it cannot use, or channels it does not know
+            with errors_as(BAD_INPUT, ValueError, OSError):
+                report = sql_report(tables, methods, chosen, args.lookback, inputs, args.model)
+        finally:
+            tables.close()
     else:
         report = _memory_report(args, methods, chosen, privacy, inputs)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")

@@ -9,7 +9,8 @@ is not a terminal) or ``csv``: every path in ChannelAttribution's format (``path
 ``total_conversions``, ``total_conversion_value``, ``total_null``), which
 ``attribid attribute --paths`` reads back. ``--lookback DAYS`` applies as in
 ``attribid attribute``; warnings about the input go to stderr. ``--engine duckdb`` (the
-default) aggregates by SQL where the files lie; ``--engine memory`` reads them first.
+default) aggregates by SQL where the files lie, ``--engine spark`` by the same SQL on
+Spark; ``--engine memory`` reads them first.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import argparse
 import sys
 
 from attribid.cli import OK, CommandError
-from attribid.cli.attribute import add_input_arguments, load_input, open_tables
+from attribid.cli.attribute import SQL_ENGINES, add_input_arguments, load_input, open_tables
 from attribid.models.attribution.paths import FORMATS, path_report, render_paths
 
 
@@ -32,12 +33,14 @@ def run(args: argparse.Namespace) -> int:
     """Load, summarise, print; returns the exit code."""
     if args.top < 1:
         raise CommandError(f"--top must be >= 1, got {args.top}")
-    tables = open_tables(args) if args.engine == "duckdb" and args.paths is None else None
+    tables = open_tables(args) if args.engine in SQL_ENGINES and args.paths is None else None
     if tables is not None:
         from attribid.models.batch.paths_sql import sql_path_report
 
-        report = sql_path_report(tables)
-        tables.close()
+        try:
+            report = sql_path_report(tables)
+        finally:
+            tables.close()
     else:
         loaded = load_input(args)
         report = path_report(loaded.journeys, loaded.weight, loaded.timed)
