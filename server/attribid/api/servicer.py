@@ -10,7 +10,7 @@ import grpc
 
 from attribid.api import convert
 from attribid.api.handlers import Undecoded
-from attribid.api.streams import StreamShare
+from attribid.api.streams import Pipe, StreamShare
 from attribid.api.auth import OPEN_TENANT, AuthRefusal, TokenTable
 from attribid.api.status import Refusal
 from attribid.campaigns.writer import CampaignWriter
@@ -22,7 +22,7 @@ from attribid.v1 import attribution_pb2 as pb
 from attribid.v1 import attribution_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:  # the core is built after the server binds (attribid.runtime.server)
-    from attribid.core.service import ScoringService
+    from attribid.core.service import ScoringService, Ticket
     from attribid.models.campaign.tenants import TenantBooks
     from attribid.state.replica import CampaignState
 
@@ -87,6 +87,21 @@ class _Call:
         self._servicer._record(self._method, self.code, time.perf_counter() - self._start)
 
 
+class _Message:
+    """A ScoreStream message between its reader and its writer: its ticket (None when
+    refused in band) and when it was read."""
+
+    __slots__ = ("request_id", "started", "ticket", "future", "refusal")
+
+    def __init__(self, request_id: str, started: float, ticket: Ticket | None,
+                 refusal: Refusal | None) -> None:
+        self.request_id = request_id
+        self.started = started
+        self.ticket = ticket
+        self.future = None if ticket is None else ticket.future
+        self.refusal = refusal
+
+
 class AttributionServicer(pb_grpc.AttributionServicer):
     """Serves ``server.core``; answers UNAVAILABLE while it is None (warming up)."""
 
@@ -125,9 +140,14 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
 
     def _refuse(self, call: _Call, method: str, exc: RequestError) -> Refusal:
+        """``_refusal``, as the outcome of ``call``."""
+        refusal = self._refusal(method, exc)
+        call.code = refusal.code
+        return refusal
+
+    def _refusal(self, method: str, exc: RequestError) -> Refusal:
         """The one place a core error becomes a status: counted, logged unless shed."""
         refusal = Refusal.of(exc)
-        call.code = refusal.code
         self._metrics.refusals.labels(method, refusal.code.name).inc()
         # A few lines a second per method: the rest are counted and summarised (logs).
         if exc.logged and self._refusal_log.allow(method):
@@ -236,58 +256,68 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 self._stream_share = StreamShare(
                     STREAM_SHARE_BATCHES * core.service.settings.max_batch)
             share = self._stream_share
+            service, channels = core.service, core.channels
             # Messages are scored concurrently (so they can share batches) and answered in
-            # order. A message holds a slot of the window from before it is read until its
+            # order. A message holds a place in the window from before it is read until its
             # answer is written: when the caller stops reading, writes wait, the window fills
-            # and this stream (only this one) stops being read.
-            window = asyncio.Semaphore(STREAM_WINDOW)
-            pending: asyncio.Queue[asyncio.Future[pb.ScoreResponse] | Refusal | BaseException
-                                   | None] = asyncio.Queue()
+            # and this stream (only this one) stops being read. The reader does all of a
+            # message's work up to the batch without awaiting; the writer waits only for a
+            # batch (the answers after the first of a batch are ready when it gets to them).
+            pipe: Pipe[_Message | Refusal | BaseException | None] = Pipe(STREAM_WINDOW)
 
             async def read() -> None:
                 try:
                     iterator = request_iterator.__aiter__()
                     while True:
-                        await window.acquire()
+                        await pipe.room()
                         try:
                             request = await iterator.__anext__()
                         except StopAsyncIteration:
-                            pending.put_nowait(None)
+                            pipe.put(None)
                             return
                         if request.__class__ is Undecoded:
                             assert isinstance(request, Undecoded)
                             refusal = self._undecoded(call, "ScoreStream", request)
                             await self._drain(request_iterator)
-                            pending.put_nowait(refusal)
+                            pipe.put(refusal)
                             return
                         assert isinstance(request, pb.ScoreRequest)
-                        pending.put_nowait(asyncio.ensure_future(
-                            self._score_one(core, request, tenant, share)))
+                        if not share.admit():
+                            await share.wait()
+                        pipe.put(self._stream_start(service, request, tenant, share))
                 except BaseException as exc:  # ends the answers too, instead of leaving them waiting
-                    pending.put_nowait(exc)
+                    pipe.put(exc)
                     raise
 
             reader = asyncio.ensure_future(read())
             try:
                 while True:
-                    item = await pending.get()
+                    item = await pipe.get()
+                    if item.__class__ is _Message:
+                        assert isinstance(item, _Message)
+                        future = item.future
+                        if future is not None and not future.done():
+                            try:
+                                await future
+                            except Exception:
+                                pass  # _stream_answer reads it
+                        yield self._stream_answer(service, channels, item)
+                        pipe.answered()
+                        continue
                     if item is None:
                         break
                     if isinstance(item, Refusal):
                         await context.abort(item.code, item.message, item.trailing_metadata())
                         raise AssertionError("context.abort returns by raising")
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield await item
-                    window.release()
+                    assert isinstance(item, BaseException)
+                    raise item
                 await reader
             finally:
                 if not reader.done():
                     reader.cancel()
-                while not pending.empty():
-                    item = pending.get_nowait()
-                    if isinstance(item, asyncio.Future):
-                        item.cancel()
+                for item in pipe.items:
+                    if isinstance(item, _Message) and item.future is not None:
+                        item.future.cancel()
 
     @staticmethod
     async def _drain(requests: AsyncIterator[object]) -> None:
@@ -308,18 +338,43 @@ class AttributionServicer(pb_grpc.AttributionServicer):
             # The caller may have gone, or sent what cannot be read: the status goes out anyway.
             await asyncio.gather(draining, return_exceptions=True)
 
-    async def _score_one(self, core: Core, request: pb.ScoreRequest, tenant: str,
-                         share: StreamShare) -> pb.ScoreResponse:
-        with self._observe("ScoreStream.message") as call:
-            try:
-                async with share:
-                    scored = await core.service.score_admitted(convert.score_input(request),
-                                                               tenant=tenant)
-            except RequestError as exc:
-                refusal = self._refuse(call, "ScoreStream", exc)
-                return pb.ScoreResponse(request_id=request.request_id, error=pb.ScoreError(
-                    code=refusal.code.value[0], message=refusal.message))
-            return convert.score_response(scored, core.channels, scored.model_version)
+    def _stream_start(self, service: ScoringService, request: pb.ScoreRequest, tenant: str,
+                      share: StreamShare) -> _Message:
+        """A stream message let in by ``share``: converted, validated and queued for the
+        network (its slot held until scored), or refused in band."""
+        started = time.perf_counter()
+        try:
+            ticket = service.begin(convert.score_input(request), tenant=tenant)
+        except RequestError as exc:
+            share.hold(None)
+            return _Message(request.request_id, started, None,
+                            self._refusal("ScoreStream", exc))
+        except BaseException:
+            share.hold(None)
+            raise
+        share.hold(ticket.future)
+        return _Message(request.request_id, started, ticket, None)
+
+    def _stream_answer(self, service: ScoringService, channels: tuple[str, ...],
+                       message: _Message) -> pb.ScoreResponse:
+        """A stream message's answer once scored; its ``ScoreStream.message`` metrics are
+        taken from when it was read to when its answer is ready to be written."""
+        refusal = message.refusal
+        code = grpc.StatusCode.OK
+        try:
+            if refusal is None:
+                assert message.ticket is not None
+                try:
+                    scored = service.finish(message.ticket)
+                except RequestError as exc:
+                    refusal = self._refusal("ScoreStream", exc)
+                else:
+                    return convert.score_response(scored, channels, scored.model_version)
+            code = refusal.code
+            return pb.ScoreResponse(request_id=message.request_id, error=pb.ScoreError(
+                code=code.value[0], message=refusal.message))
+        finally:
+            self._record("ScoreStream.message", code, time.perf_counter() - message.started)
 
     async def ReportOutcomes(self, request: pb.ReportOutcomesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ReportOutcomesResponse:

@@ -29,7 +29,7 @@ from attribid.core.scoring import Bidder, Scored, Scorer
 from attribid.runtime.settings import Settings
 from attribid.kernels.taxonomy import CLICK
 from attribid.core.types import RawJourney
-from attribid.core.validate import RequestValidator
+from attribid.core.validate import Journey, RequestValidator
 
 
 class CampaignLookup(Bidder, Protocol):
@@ -74,6 +74,18 @@ class ModelReload:
     detail: str
     #: the file loaded, or tried
     model_path: str
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One call between ``ScoringService.begin`` and ``finish``."""
+
+    journey: Journey
+    book: CampaignLookup
+    #: the network's answer, once the batch has run; None when ``scored`` is already known
+    future: "asyncio.Future[Scored] | None"
+    #: the fallback's answer, given at once (a late call, a full queue)
+    scored: Scored | None
 
 
 class ScoringService:
@@ -177,31 +189,56 @@ class ScoringService:
     async def score_admitted(self, raw: RawJourney, admission: Admission = UNHURRIED,
                              tenant: str = OPEN_TENANT) -> Scored:
         """Score one request that ``admit`` let in, bidding from ``tenant``'s campaigns."""
+        ticket = self.begin(raw, admission, tenant)
+        future = ticket.future
+        if future is not None:
+            try:
+                await future
+            except Expired:
+                pass  # finish answers it
+        return self.finish(ticket)
+
+    def begin(self, raw: RawJourney, admission: Admission = UNHURRIED,
+              tenant: str = OPEN_TENANT) -> Ticket:
+        """The first half of ``score_admitted``, without awaiting: validate, check the
+        campaign, and queue the journey for the network (or answer it by the fallback).
+
+        Raises what ``score_admitted`` raises before it waits (InvalidArgument, NotFound,
+        LoadShed); once the ticket's future is done, ``finish`` gives the answer.
+        """
         book = self.books.of(tenant)
-        late = admission.late
-        expires_at = admission.expires_at
         journey = self.validator.validate(raw, self._wallclock())
         book.allocation(journey.campaign_id)  # NotFound for an unknown campaign
-        scored: Scored | None = self.scorer.fallback(journey, "deadline") if late else None
+        if admission.late:
+            return Ticket(journey, book, None, self.scorer.fallback(journey, "deadline"))
+        try:
+            future = self.batcher.submit(journey, admission.expires_at)
+        except Overloaded as exc:
+            if self._reject:
+                raise LoadShed("", f"server overloaded: {exc}") from None
+            return Ticket(journey, book, None, self.scorer.fallback(journey, "overloaded"))
+        self.metrics.queue_depth.set(self.batcher.depth)
+        return Ticket(journey, book, future, None)
+
+    def finish(self, ticket: Ticket) -> Scored:
+        """The answer of a ticket whose future is done (or that has none): bids included.
+
+        Raises LoadShed (``--shed-with reject``) when the deadline passed in the queue, and
+        whatever failed the batch.
+        """
+        scored = ticket.scored
         if scored is None:
+            assert ticket.future is not None
             try:
-                future = self.batcher.submit(journey, expires_at)
-            except Overloaded as exc:
+                scored = ticket.future.result()
+            except Expired:
                 if self._reject:
-                    raise LoadShed("", f"server overloaded: {exc}") from None
-                scored = self.scorer.fallback(journey, "overloaded")
-            else:
-                self.metrics.queue_depth.set(self.batcher.depth)
-                try:
-                    scored = await future
-                except Expired:
-                    if self._reject:
-                        raise LoadShed("", "server overloaded: inference could not start "
-                                       "before the deadline") from None
-                    scored = self.scorer.fallback(journey, "deadline")
+                    raise LoadShed("", "server overloaded: inference could not start "
+                                   "before the deadline") from None
+                scored = self.scorer.fallback(ticket.journey, "deadline")
         if scored.fallback:
             self.metrics.fallbacks.labels(scored.reason).inc()
-        self._bid(scored, book)
+        self._bid(scored, ticket.book)
         return scored
 
     def _bid(self, scored: Scored, book: CampaignLookup) -> None:
