@@ -40,7 +40,7 @@ DEFAULTS = {"worlds": ",".join(WORLDS), "latency_repeats": 200, "fidelity_journe
 #: journeys per world: the project's worlds, and zoo worlds
 JOURNEYS, ZOO_JOURNEYS = 20_000, 100_000
 #: the training settings --zoo lets a run change (attribid train's flags of the same names)
-ZOO_TRAIN = ("epochs", "distill_epochs", "distill_journeys")
+ZOO_TRAIN = ("epochs", "patience", "distill_epochs", "distill_journeys", "blend")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ZOO_TRAIN:
         f = fields[name]
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=None,
+        parser.add_argument("--" + name.replace("_", "-"), type=type(f.default), default=None,
                             help=f"--zoo: {f.metadata['help']} (default {f.default})")
 
 

@@ -53,6 +53,8 @@ class ZooResult:
     train_seconds: float
     #: the network's held-out figures from training (AUC, log-loss, ...)
     network_metrics: dict[str, float] = field(default_factory=dict)
+    #: what the recipe chose on held-out journeys: blend weight, conversion epochs kept
+    recipe: dict[str, float] = field(default_factory=dict)
 
     def best_classic(self) -> tuple[str, float]:
         """The classic method with the highest accuracy, and that accuracy."""
@@ -121,7 +123,23 @@ def evaluate_zoo_world(name: str, n_journeys: int, seed: int,
         true_shares=_by_channel(journeys.channels, true_shares),
         network_shares=_by_channel(journeys.channels, net_shares),
         train_seconds=round(seconds, 1),
-        network_metrics={k: float(v) for k, v in report["metrics"].items()})
+        network_metrics={k: float(v) for k, v in report["metrics"].items()},
+        recipe=recipe_choices(report["summary"]))
+
+
+def recipe_choices(summary: dict[str, object]) -> dict[str, float]:
+    """The truth-free choices of a training summary: the blend weight and the epochs kept.
+
+    >>> recipe_choices({"credit_blend": {"weight": 0.6}, "conversion_epochs": {"kept": 3}})
+    {'blend_weight': 0.6, 'conversion_epochs': 3.0}
+    """
+    blend, epochs = summary.get("credit_blend"), summary.get("conversion_epochs")
+    out: dict[str, float] = {}
+    if isinstance(blend, dict):
+        out["blend_weight"] = float(blend["weight"])
+    if isinstance(epochs, dict):
+        out["conversion_epochs"] = float(epochs["kept"])
+    return out
 
 
 def _by_channel(channels: tuple[str, ...], shares: np.ndarray) -> dict[str, float]:

@@ -16,6 +16,11 @@ network's own conversion probability (self-distillation, see models.train).
 ``channel_credit`` normalises them over the journey's channels, so it is >= 0,
 sums to 1 over present channels and is exactly 0 on absent ones, all inside
 the one forward pass.
+
+With a credit blend (``set_credit_blend``, chosen by models.network.blend), the served
+credit mixes those shares, scaled by the journey's gain over the empty journey, with
+data-driven Shapley's values of the journey's channel set, read from a table by the
+channel bitmask: still one forward pass, plus a lookup.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 from attribid.kernels.featurize import N_FEATURES
+from attribid.models.network.blend import CREDIT_FLOOR
 
 #: feature columns 0..15 are the channel one-hot (kernels.featurize layout)
 CHANNEL_ONE_HOT = 0
@@ -43,6 +49,10 @@ class AttributionNet(nn.Module):
     >>> tuple(conv.shape), tuple(credit.shape), tuple(attn.shape)
     ((2,), (2, 7), (2, 5))
     """
+
+    # Set only by set_credit_blend (buffers: exported as graph constants).
+    blend_table: torch.Tensor
+    blend_bits: torch.Tensor
 
     def __init__(self, n_channels: int = 7) -> None:
         super().__init__()
@@ -97,11 +107,48 @@ class AttributionNet(nn.Module):
         scores = torch.bmm(touch.unsqueeze(1), one_hot).squeeze(1)
         return logit, scores, self.present_channels(features, mask), weights
 
+    def set_credit_blend(self, table: torch.Tensor, weight: float, baseline: float) -> None:
+        """Serve ``weight`` x the network's credit + (1 - weight) x ``table``'s row of the
+        journey's channel set (float32 [2 ** C, C], absolute credit; models.network.blend).
+
+        >>> net = AttributionNet(n_channels=2).eval()
+        >>> net.set_credit_blend(torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.2], [0.2, 0.6]]),
+        ...                      0.0, 0.05)
+        >>> features = torch.zeros(1, 2, N_FEATURES); features[0, 0, 0] = features[0, 1, 1] = 1
+        >>> net(features, torch.ones(1, 2))[1].round(decimals=3).tolist()
+        [[0.25, 0.75]]
+        """
+        if tuple(table.shape) != (1 << self.n_channels, self.n_channels):
+            raise ValueError(f"table must have shape ({1 << self.n_channels}, "
+                             f"{self.n_channels}), got {tuple(table.shape)}")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {weight}")
+        # Not in the state dict: the blend is chosen after training, and a plain network's
+        # weights load into a blended one and back.
+        self.register_buffer("blend_table", table.float().clone(), persistent=False)
+        self.register_buffer("blend_bits", 2.0 ** torch.arange(self.n_channels).float(),
+                             persistent=False)
+        self.blend_weight, self.blend_baseline = float(weight), float(baseline)
+
+    @property
+    def blended(self) -> bool:
+        """Whether the served credit is blended (``set_credit_blend``)."""
+        return hasattr(self, "blend_table")
+
     def forward(self, features: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The exported outputs: conversion [B], channel_credit [B, C], attention [B, T]."""
         logit, scores, present, weights = self.heads(features, mask)
-        return torch.sigmoid(logit), normalise_credit(scores, present), weights
+        conversion, credit = torch.sigmoid(logit), normalise_credit(scores, present)
+        if self.blended:
+            # Mul + ReduceSum, not MatMul: the int8 export quantizes MatMul weights, and the
+            # bit weights must stay exact.
+            index = (present * self.blend_bits).sum(dim=1).round().long()
+            gain = (conversion - self.blend_baseline).clamp_min(0.0).unsqueeze(1)
+            mixed = (self.blend_weight * credit * gain
+                     + (1.0 - self.blend_weight) * self.blend_table[index] + CREDIT_FLOOR)
+            credit = normalise_credit(mixed, present)
+        return conversion, credit, weights
 
 
 def normalise_credit(scores: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,11 @@ class TrainConfig:
     (2, True)
     """
 
-    epochs: int = _setting(4, "passes over the training journeys for the conversion head")
+    epochs: int = _setting(
+        8, "at most this many passes over the training journeys for the conversion head")
+    patience: int = _setting(
+        2, "stop the conversion passes after N without a better held-out log-loss, keeping "
+           "the best pass's weights (0: run every pass, keep the last)")
     distill_epochs: int = _setting(3, "passes over the distillation journeys for the channel scores")
     seed: int = _setting(0, "random seed: the split, the initial weights, dropout and batch order")
     max_len: int = _setting(DEFAULT_MAX_LEN, "journeys keep their most recent N touchpoints")
@@ -39,11 +43,18 @@ class TrainConfig:
         0.05, "the organic (no-touch) conversion probability is this quantile of the "
               "network's predictions on single touches")
     threads: int = _setting(1, "PyTorch CPU threads (intra-op)")
+    blend: float = _setting(
+        -1.0, "the network's weight in the served credit, the rest data-driven Shapley's "
+              "(over channel sets); -1 chooses it on the held-out journeys by the "
+              "log-likelihood of the mixed value function, 1 serves the network alone")
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "distill_epochs", "batch_size", "max_len", "threads"):
-            if getattr(self, name) < (0 if "epochs" in name else 1):
-                raise ValueError(f"{name}: must be >= {0 if 'epochs' in name else 1}")
+        for name in ("epochs", "distill_epochs", "patience", "batch_size", "max_len", "threads"):
+            low = 0 if name in ("epochs", "distill_epochs", "patience") else 1
+            if getattr(self, name) < low:
+                raise ValueError(f"{name}: must be >= {low}")
+        if not (self.blend == -1.0 or 0.0 <= self.blend <= 1.0):
+            raise ValueError("blend: must be -1 (chosen on held-out journeys) or in [0, 1]")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError("holdout: must be in [0, 1)")
         if not 0.0 < self.baseline_quantile < 1.0:

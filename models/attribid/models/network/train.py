@@ -4,11 +4,19 @@ Two stages, both on the same network:
 
 1. conversion: the conversion head learns P(convert | journey) from the
    observed outcomes (binary cross-entropy);
+   Up to ``epochs`` passes, stopped early when the held-out log-loss has not improved
+   for ``patience`` passes; the best pass's weights are kept;
 2. credit distillation: the exact channel Shapley values of the stage-1
    network are computed by brute force on channel-removed copies of each
    journey (models.distill); the channel scores then learn, jointly with the
    conversion loss, to reproduce the positive-Shapley shares in one forward
-   pass (loss: total-variation distance of the served credit to them).
+   pass (loss: total-variation distance of the served credit to them);
+3. credit blend (models.network.blend): the served credit mixes the network's with
+   data-driven Shapley's, with the weight under which the mixed value function best
+   predicts the held-out journeys (``blend`` -1; a fixed weight otherwise).
+
+Every choice is made on the held-out journeys' outcomes, never on true credit, so training
+on a user's files does what it does in an evaluation.
 
 The game's empty coalition is a journey with no touch, which no data shows:
 its value is estimated as a low quantile of the network's predictions on
@@ -18,6 +26,7 @@ file alone.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict
 from typing import Any, Callable
@@ -29,6 +38,9 @@ from attribid.kernels.featurize import N_FEATURES
 from attribid.models.data.journeys import Journeys
 from attribid.models.network.dataset import (
     featurize_journeys, reference_times, single_touches, truncate,
+)
+from attribid.models.network.blend import (
+    choose_weight, journey_masks, set_credit_table, set_values,
 )
 from attribid.models.network.distill import (
     credit_shares, network_shapley, shapley_from_values, subset_values,
@@ -72,13 +84,11 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
     net = AttributionNet(len(journeys.channels))
     opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     labels = journeys.converted.astype(np.float32)
-    log(f"training on {train.size:,} journeys ({hold.size:,} held out): {config.epochs} "
+    log(f"training on {train.size:,} journeys ({hold.size:,} held out): up to {config.epochs} "
         f"conversion epochs, then up to {config.distill_epochs} credit epochs")
 
-    for epoch in range(config.epochs):
-        loss = _run_epoch(net, opt, journeys, ref, labels, train, None, config, rng,
-                          desc=f"conversion epoch {epoch + 1}/{config.epochs}")
-        log(f"conversion epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}")
+    epochs_run, best_epoch = _conversion_stage(net, opt, journeys, ref, labels, train, hold,
+                                               config, rng, log)
 
     distill_idx = _distill_sample(journeys, train, config.distill_journeys, rng)
     baseline = organic_baseline(net, journeys.subset(distill_idx), ref[distill_idx], config)
@@ -102,15 +112,82 @@ def train_network(journeys: Journeys, config: TrainConfig, log: Log = print,
         log(f"credit epoch {epoch + 1}/{config.distill_epochs}: loss {loss:.4f}")
 
     net.eval()
+    blend = _blend_stage(net, journeys, ref, train, hold, baseline, config, log)
     metrics = (holdout_metrics(net, journeys.subset(hold), config.max_len, ref_time=ref[hold])
                if hold.size else {})
     summary = training_summary(journeys.subset(train), config, distill_idx.size)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["organic_baseline"] = round(baseline, 5)
     summary["parameters"] = parameter_count(net)
+    summary["conversion_epochs"] = {"run": epochs_run, "kept": best_epoch,
+                                    "chosen_by": "held-out log-loss"}
+    summary["credit_blend"] = blend
     log(f"held-out: {metrics}")
     return net, {"summary": summary, "metrics": metrics,
                  "base_rate": float(journeys.converted.mean())}
+
+
+def _conversion_stage(net: AttributionNet, opt: torch.optim.Optimizer, journeys: Journeys,
+                      ref: np.ndarray, labels: np.ndarray, train: np.ndarray,
+                      hold: np.ndarray, config: TrainConfig, rng: np.random.Generator,
+                      log: Log) -> tuple[int, int]:
+    """Stage 1 with early stopping on the held-out log-loss; returns (passes run, pass kept)."""
+    watch = config.patience > 0 and hold.size > 0 and bool(labels[hold].any())
+    held = journeys.subset(hold) if watch else None
+    best_loss, best_state, best_epoch, stale = float("inf"), None, config.epochs, 0
+    epoch = 0
+    for epoch in range(1, config.epochs + 1):
+        loss = _run_epoch(net, opt, journeys, ref, labels, train, None, config, rng,
+                          desc=f"conversion epoch {epoch}/{config.epochs}")
+        if held is None:
+            log(f"conversion epoch {epoch}/{config.epochs}: loss {loss:.4f}")
+            continue
+        net.eval()
+        conv, _ = predict_batches(net, held, config.max_len, ref_time=ref[hold])
+        held_loss = log_loss(journeys.converted[hold], conv)
+        log(f"conversion epoch {epoch}/{config.epochs}: loss {loss:.4f}, "
+            f"held-out log-loss {held_loss:.5f}")
+        if held_loss < best_loss:
+            best_loss, best_epoch, stale = held_loss, epoch, 0
+            best_state = copy.deepcopy(net.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                log(f"held-out log-loss not better for {stale} epochs: keeping epoch "
+                    f"{best_epoch}")
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return epoch, best_epoch
+
+
+def _blend_stage(net: AttributionNet, journeys: Journeys, ref: np.ndarray, train: np.ndarray,
+                 hold: np.ndarray, baseline: float, config: TrainConfig,
+                 log: Log) -> dict[str, Any]:
+    """Stage 3: choose the blend weight on the held-out journeys and set it on ``net``."""
+    if config.blend == 1.0:
+        return {"weight": 1.0, "chosen_by": "--blend"}
+    if config.blend >= 0.0:
+        weight, summary = config.blend, {"weight": config.blend, "chosen_by": "--blend"}
+    elif hold.size == 0 or not journeys.converted[hold].any():
+        log("no held-out conversion to choose the credit blend on: the network's credit alone")
+        return {"weight": 1.0, "chosen_by": "no held-out conversion"}
+    else:
+        conv, _ = predict_batches(net, journeys.subset(hold), config.max_len, ref_time=ref[hold])
+        v_train = set_values(journeys, train)
+        choice = choose_weight(conv, v_train[journey_masks(journeys)[hold]],
+                               journeys.converted[hold])
+        weight, summary = choice.weight, choice.summary()
+        log(f"credit blend: the network's weight {weight:.1f} (held-out log-likelihood "
+            f"{choice.log_likelihood[weight]:.5f}; network alone "
+            f"{choice.log_likelihood[1.0]:.5f}, data-driven Shapley alone "
+            f"{choice.log_likelihood[0.0]:.5f})")
+    if weight < 1.0:
+        # The served table is built on every journey, held-out ones included: the weight
+        # was chosen, the data can all be used.
+        table = set_credit_table(set_values(journeys), len(journeys.channels))
+        net.set_credit_blend(torch.from_numpy(table), weight, baseline)
+    return summary
 
 
 def torch_predict(net: AttributionNet) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -134,7 +211,8 @@ def torch_predict(net: AttributionNet) -> Callable[[np.ndarray, np.ndarray], np.
 def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
                     fidelity_journeys: int = 2000,
                     ref_time: np.ndarray | None = None) -> dict[str, float]:
-    """AUC, log-loss, and agreement of the served credit with the network's exact Shapley shares.
+    """AUC, log-loss, and agreement of the network's own credit (before any blend) with its
+    exact Shapley shares: how well the one pass distils them.
 
     >>> from attribid.models.simulation.simulate import WORLDS, simulate
     >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
@@ -144,7 +222,7 @@ def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
     """
     net.eval()
     ref = reference_times(journeys) if ref_time is None else ref_time
-    conv, credit = predict_batches(net, journeys, max_len, ref_time=ref)
+    conv, credit = predict_batches(net, journeys, max_len, ref_time=ref, own_credit=True)
     y = journeys.converted
     out: dict[str, float] = {"auc": auc(y, conv), "log_loss": log_loss(y, conv),
                              "journeys": float(journeys.n_journeys)}
@@ -159,9 +237,10 @@ def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
 
 
 def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
-                    batch: int = 1024,
-                    ref_time: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Conversion probabilities [J] and served credit [J, C] from the PyTorch network.
+                    batch: int = 1024, ref_time: np.ndarray | None = None,
+                    own_credit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Conversion probabilities [J] and served credit [J, C] from the PyTorch network
+    (``own_credit``: the network's credit before any blend).
 
     >>> from attribid.models.simulation.simulate import WORLDS, simulate
     >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
@@ -177,7 +256,12 @@ def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
         for lo in range(0, journeys.n_journeys, batch):
             idx = np.arange(lo, min(lo + batch, journeys.n_journeys))
             f, m = featurize_journeys(journeys.subset(idx), max_len, ref_time=ref[idx])
-            p, c, _ = net(torch.from_numpy(f), torch.from_numpy(m))
+            f_t, m_t = torch.from_numpy(f), torch.from_numpy(m)
+            if own_credit:
+                logit, scores, present, _ = net.heads(f_t, m_t)
+                p, c = torch.sigmoid(logit), normalise_credit(scores, present)
+            else:
+                p, c, _ = net(f_t, m_t)
             conv[idx], credit[idx] = p.double().numpy(), c.double().numpy()
     return conv, credit
 
