@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -53,7 +54,8 @@ class ZooResult:
     train_seconds: float
     #: the network's held-out figures from training (AUC, log-loss, ...)
     network_metrics: dict[str, float] = field(default_factory=dict)
-    #: what the recipe chose on held-out journeys: blend weight, conversion epochs kept
+    #: what the recipe chose on held-out journeys (blend weight, conversion epochs kept) and
+    #: the accuracy of the same network without the blend (network_alone)
     recipe: dict[str, float] = field(default_factory=dict)
 
     def best_classic(self) -> tuple[str, float]:
@@ -109,11 +111,16 @@ def evaluate_zoo_world(name: str, n_journeys: int, seed: int,
         metadata = build_metadata(journeys.channels, config.max_len, f"zoo-{name}",
                                   report["summary"], report["metrics"], report["base_rate"])
         credits[NETWORK] = network_credit(journeys, str(export_model(net, folder, metadata)))
+        # What the blend did: the same network serving its own credit.
+        alone = (network_credit(journeys, str(export_model(
+                     net.without_credit_blend(), Path(folder) / "alone", metadata)))
+                 if net.blended else credits[NETWORK])
     accuracy, per_journey = {}, {}
     for method, credit in credits.items():
         shares = credit[conv].sum(axis=0)
         accuracy[method] = attribution_accuracy(shares, true_shares)
         per_journey[method] = journey_accuracy(credit, truth, conv)
+    network_alone = attribution_accuracy(alone[conv].sum(axis=0), true_shares)
     net_shares = credits[NETWORK][conv].sum(axis=0)
     net_shares = net_shares / net_shares.sum()
     return ZooResult(
@@ -124,7 +131,7 @@ def evaluate_zoo_world(name: str, n_journeys: int, seed: int,
         network_shares=_by_channel(journeys.channels, net_shares),
         train_seconds=round(seconds, 1),
         network_metrics={k: float(v) for k, v in report["metrics"].items()},
-        recipe=recipe_choices(report["summary"]))
+        recipe={**recipe_choices(report["summary"]), "network_alone": network_alone})
 
 
 def recipe_choices(summary: dict[str, object]) -> dict[str, float]:

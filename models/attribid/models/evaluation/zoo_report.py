@@ -37,11 +37,12 @@ def per_world(results: list[ZooResult]) -> list[str]:
                      _fmt(r.accuracy["shapley"]), _fmt(r.accuracy["markov"]),
                      _fmt(r.accuracy["last-click"]), harvest,
                      _fmt(r.network_metrics.get("auc", float("nan"))), _recipe(r),
+                     _fmt(r.recipe.get("network_alone", float("nan"))),
                      f"{r.train_seconds:.0f}"])
     return _table(["world", "channels", "conv. rate", "conversions", "network",
                    "best classic", "margin", "shapley", "markov", "last-click",
                    "harvesting share: true / network", "network AUC (held out)",
-                   "blend weight / epochs kept", "train s"], rows)
+                   "blend weight / epochs kept", "network alone", "train s"], rows)
 
 
 def _recipe(r: ZooResult) -> str:
@@ -78,6 +79,11 @@ def per_method(results: list[ZooResult]) -> list[str]:
         wins = sum(1 for r in results if max(r.accuracy.values()) == r.accuracy[m])
         rows.append([m, _fmt(min(acc)), _fmt(statistics.median(acc)),
                      _fmt(statistics.fmean(acc)), str(wins)])
+    alone = [r.recipe["network_alone"] for r in results if "network_alone" in r.recipe]
+    if len(alone) == len(results):
+        # Not a competitor: the network before its blend, to show what the blend did.
+        rows.append(["network alone (no blend)", _fmt(min(alone)),
+                     _fmt(statistics.median(alone)), _fmt(statistics.fmean(alone)), "-"])
     return _table(["method", "min", "median", "mean", "worlds it is best on"], rows)
 
 
@@ -123,7 +129,8 @@ def markdown(results: list[ZooResult], command: str, machine: str, seconds: floa
         "(10 %), from their outcomes only: the conversion epochs to keep (held-out "
         "log-loss, early stopping) and the *blend weight*, the network's share of the "
         "served credit against data-driven Shapley's (the weight whose mixed value "
-        "function predicts the held-out conversions best; 1 is the network alone). "
+        "function predicts the held-out conversions best; 1 is the network alone); *network "
+        "alone* is the same network serving its own credit, without the blend. "
         "Training time is the wall time of the default recipe on the world's journeys "
         "(every stage, one PyTorch thread).", "",
         "## Per form (min / median over its worlds)", "", *per_form(results),

@@ -24,6 +24,8 @@ channel bitmask: still one forward pass, plus a lookup.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -129,6 +131,13 @@ class AttributionNet(nn.Module):
         self.register_buffer("blend_bits", 2.0 ** torch.arange(self.n_channels).float(),
                              persistent=False)
         self.blend_weight, self.blend_baseline = float(weight), float(baseline)
+
+    def without_credit_blend(self) -> "AttributionNet":
+        """A copy serving the network's own credit (the same weights, no blend)."""
+        plain = copy.deepcopy(self)
+        if plain.blended:
+            del plain.blend_table, plain.blend_bits
+        return plain
 
     @property
     def blended(self) -> bool:
