@@ -24,9 +24,12 @@ if TYPE_CHECKING:  # needs PyTorch
 
 SHIPPED_SEED = 7
 SHIPPED_JOURNEYS = 200_000
-#: the shipped defaults differ from `attribid train` where a big, known data set allows it
-SHIPPED_CONFIG: dict[str, int] = {"epochs": 3, "distill_epochs": 2, "distill_journeys": 30_000,
-                                  "batch_size": 256, "threads": 1}
+#: the shipped defaults differ from `attribid train` where a big, known data set allows it;
+#: no blend (a channel-set table of the simulated worlds would say nothing of a user's
+#: traffic) and a fixed number of passes, as the shipped model was trained
+SHIPPED_CONFIG: dict[str, int | float] = {
+    "epochs": 3, "patience": 0, "distill_epochs": 2, "distill_journeys": 30_000,
+    "batch_size": 256, "threads": 1, "blend": 1.0}
 #: journeys per world for the held-out truth metrics in the metadata
 CHECK_JOURNEYS = 5_000
 #: the check journeys of each world are simulated with seed ``seed * 100 + CHECK_SEED_OFFSET``
