@@ -8,6 +8,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 from google.rpc import error_details_pb2, status_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attribid.api import convert
 from attribid.api.status import CODES, Refusal
@@ -87,3 +89,69 @@ def test_a_refusal_naming_a_field_carries_it_and_shed_load_carries_nothing():
         [("campaign_id", "unknown campaign 'x'")]
     shed = Refusal.of(errors.LoadShed("", "server overloaded"))
     assert shed.code is grpc.StatusCode.RESOURCE_EXHAUSTED and shed.trailing_metadata() == ()
+
+
+def _by_wrappers(req: pb.ScoreRequest):
+    """``score_input`` as it reads the touchpoints through their wrappers (its fallback)."""
+    imp = req.impression
+    return convert.journey_input(
+        req.journey, request_id=req.request_id, campaign_id=req.campaign_id,
+        product_category=req.product_category, impression_channel=imp.channel,
+        floor_price=imp.floor_price, impression_timestamp_ms=imp.timestamp_ms)
+
+
+def _assert_same_journey(req: pb.ScoreRequest) -> None:
+    got, want = convert.score_input(req), _by_wrappers(req)
+    assert got.channel == want.channel
+    for name in ("timestamp_ms", "interaction", "cost", "device"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.dtype == b.dtype and a.flags.c_contiguous, name
+        assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), name  # NaN and -0.0 bit for bit
+    assert repr((got.request_id, got.campaign_id, got.product_category, got.impression_channel,
+                 got.floor_price, got.impression_timestamp_ms)) == repr((
+        want.request_id, want.campaign_id, want.product_category, want.impression_channel,
+        want.floor_price, want.impression_timestamp_ms))  # repr: a NaN floor equals itself
+
+
+touchpoints = st.builds(
+    pb.Touchpoint,
+    channel=st.one_of(st.sampled_from(["", "search", "email", "tv", "é€\U0001F600"]), st.text()),
+    timestamp_ms=st.integers(-2**63, 2**63 - 1), interaction=st.integers(-2**31, 2**31 - 1),
+    cost=st.floats(allow_nan=True, allow_infinity=True), device=st.integers(-2**31, 2**31 - 1))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(journey=st.lists(touchpoints, max_size=20), request_id=st.text(max_size=10),
+       floor_price=st.floats(allow_nan=True))
+def test_the_compiled_reader_reads_touchpoints_as_their_wrappers_do(journey, request_id,
+                                                                    floor_price):
+    req = pb.ScoreRequest(request_id=request_id, journey=journey, campaign_id="c",
+                          impression=pb.ImpressionContext(channel="x", floor_price=floor_price))
+    _assert_same_journey(pb.ScoreRequest.FromString(req.SerializeToString()))
+
+
+def test_the_compiled_reader_skips_unknown_fields_and_leaves_groups_to_the_wrappers():
+    touch = pb.Touchpoint(channel="search", timestamp_ms=5, cost=0.5).SerializeToString()
+    unknown = bytes([0x30, 0x05,                    # field 6, varint
+                     0x3A, 0x02, 0x61, 0x62,        # field 7, bytes
+                     0x45, 1, 2, 3, 4,              # field 8, fixed32
+                     0x49, 1, 2, 3, 4, 5, 6, 7, 8,  # field 9, fixed64
+                     0x08, 0x01])                   # field 1 (channel) as a varint: unknown
+    group = bytes([0x53, 0x08, 0x01, 0x54])         # field 10, a group
+    for extra in (unknown, group, unknown + group):
+        inner = touch + extra
+        data = (bytes([0x18, 0x07])                 # field 3 (journey) as a varint: unknown
+                + bytes([0x1A, len(inner)]) + inner
+                + pb.ScoreRequest(journey=[pb.Touchpoint(channel="email")]).SerializeToString()
+                + bytes([0xF8, 0x07, 0x01]))        # field 127, varint
+        req = pb.ScoreRequest.FromString(data)
+        assert [t.channel for t in req.journey] == ["search", "email"]
+        _assert_same_journey(req)
+
+
+def test_the_compiled_reader_reads_long_journeys_and_no_journey():
+    names = ("search", "display", "email")
+    long = pb.ScoreRequest(journey=[pb.Touchpoint(channel=names[i % 3], timestamp_ms=i,
+                                                  cost=i / 3) for i in range(5000)])
+    for req in (long, pb.ScoreRequest(), pb.ScoreRequest(journey=[pb.Touchpoint()])):
+        _assert_same_journey(req)
