@@ -121,6 +121,10 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         self._garbage_log = logs.RateLimitedLog(self._log, 1,
                                                 summary="undecodable requests suppressed")
         self._stream_share: StreamShare | None = None
+        #: each (method, code)'s call counter and latency histogram, as bound updates (a
+        #: code's name and two label lookups per call cost more than the updates themselves)
+        self._recorders: dict[tuple[str, grpc.StatusCode],
+                              tuple[Callable[[], None], Callable[[float], None]]] = {}
         self._refusal_log = logs.RateLimitedLog(self._log, refusal_log_per_s)
 
     def close(self) -> None:
@@ -133,9 +137,14 @@ class AttributionServicer(pb_grpc.AttributionServicer):
         return _Call(self, method)
 
     def _record(self, method: str, code: grpc.StatusCode, elapsed: float) -> None:
-        # labels() caches each child itself: one dict lookup, no lock.
-        self._metrics.calls.labels(method, code.name).inc()
-        self._metrics.latency.labels(method).observe(elapsed)
+        try:
+            count, observe = self._recorders[method, code]
+        except KeyError:
+            count = self._metrics.calls.labels(method, code.name).inc
+            observe = self._metrics.latency.labels(method).observe
+            self._recorders[method, code] = count, observe
+        count()
+        observe(elapsed)
         if self._log_calls and code is grpc.StatusCode.OK:
             self._log.info("call", extra={"method": method, "seconds": round(elapsed, 6)})
 
@@ -231,15 +240,25 @@ class AttributionServicer(pb_grpc.AttributionServicer):
                 await self._fail(context, call, method, exc)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
-        tenant = await self._authorize(context, "Score")
-
-        async def handle(core: Core) -> pb.ScoreResponse:
+        # ``_unary`` written out: a coroutine and a closure fewer per call, the busiest method
+        try:
+            tenant = self._caller(context, "Score")
+        except AuthRefusal as refusal:
+            await context.abort(refusal.code, refusal.message)
+            raise AssertionError("context.abort returns by raising")
+        with self._observe("Score") as call:
+            core = self._server.core
+            if core is None:
+                core = await self._ready(context, call)
             service = core.service
-            # Admitted before the request is converted: a shed call costs no conversion.
-            admission = service.admit(context.time_remaining())
-            scored = await service.score_admitted(convert.score_input(request), admission, tenant)
-            return convert.score_response(scored, core.channels, scored.model_version)
-        return await self._unary("Score", context, handle)
+            try:
+                # Admitted before the request is converted: a shed call costs no conversion.
+                admission = service.admit(context.time_remaining())
+                scored = await service.score_admitted(convert.score_input(request), admission,
+                                                      tenant)
+                return convert.score_response(scored, core.channels, scored.model_version)
+            except Exception as exc:
+                await self._fail(context, call, "Score", exc)
 
     async def ScoreStream(self, request_iterator: AsyncIterator[pb.ScoreRequest | Undecoded],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ScoreResponse]:
