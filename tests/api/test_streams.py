@@ -138,3 +138,53 @@ def test_a_reading_stream_is_served_beside_unread_ones(server):
     assert [r.request_id for r in replies] == [str(i) for i in range(300)]
     assert all(not r.error.message and sum(r.credit.values()) == pytest.approx(1, abs=1e-6)
                for r in replies)
+
+
+class SteppedClock:
+    """A clock that moves ``step`` seconds at every reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("cpu_step, slowed", [(0.0, False), (0.012, True)])
+def test_streams_are_slowed_by_a_late_loop_only_while_the_server_was_busy(cpu_step, slowed):
+    """Every tick 7 ms late: halved when the server's threads ran all that time (its own
+    work made the loop late), raised when they did not (the machine was busy elsewhere)."""
+    from attribid.api.streams import START_RATE, StreamShare
+
+    async def main() -> float:
+        share = StreamShare(slots=4, clock=SteppedClock(0.012), cpu_clock=SteppedClock(cpu_step))
+        assert share.admit()
+        await asyncio.sleep(0.1)
+        share.close()
+        return share.rate
+
+    rate = asyncio.run(main())
+    assert (rate < START_RATE) if slowed else (rate > START_RATE)
+
+
+def test_a_message_waiting_for_a_slot_is_let_in_when_the_oldest_is_scored():
+    from attribid.api.streams import StreamShare
+
+    async def main() -> tuple[bool, bool, int]:
+        loop = asyncio.get_running_loop()
+        share = StreamShare(slots=1)
+        scored = loop.create_future()
+        assert share.admit()
+        share.hold(scored)
+        waiting = asyncio.ensure_future(share.wait())
+        await asyncio.sleep(0)
+        before = waiting.done()
+        scored.set_result(None)  # no release call: the future being done frees the slot
+        await asyncio.wait_for(waiting, 1.0)
+        share.hold(None)
+        share.close()
+        return before, waiting.done(), share.busy
+
+    assert asyncio.run(main()) == (False, True, 0)

@@ -5,8 +5,10 @@ their receive windows as data arrives, so the answers to a stream nobody reads k
 taken in, a little more every second, and a few hundred such streams ask for more than the
 server can score. Every stream message being scored holds a slot (a few batches' worth over
 all streams, so Score never queues behind more), and is let in at a rate that follows the
-event loop's lag: halved in a tick whose timer fired late, since a late loop is what every
-other call waits on, and raised by a twentieth in a tick that was on time.
+event loop's lag: halved in a tick whose timer fired late while the server was busy, since a
+late loop is what every other call waits on, and raised by a twentieth in any other tick. A
+timer late while the server's threads were not running (the machine busy with other work) is
+not the streams' doing: slowing them then would only leave the server idle.
 
 Within one stream, ``Pipe`` carries its messages from the reader to the writer in order,
 a window of them at most unanswered.
@@ -21,6 +23,8 @@ from typing import Any, Callable, Generic, TypeVar
 #: how often the loop's lag is looked at, and the lag past which streams are slowed
 TICK_S = 0.005
 MAX_LAG_S = 0.001
+#: a late tick slows streams when the server's threads used at least this share of its time
+BUSY_SHARE = 0.8
 #: stream messages a second over all streams: the least they are held to, the most, and
 #: where the rate starts (and starts again after a second without a message waiting)
 MIN_RATE = 100.0
@@ -53,7 +57,8 @@ class StreamShare:
     ((True, True, False), 1, 0)
     """
 
-    def __init__(self, slots: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, slots: int, *, clock: Callable[[], float] = time.monotonic,
+                 cpu_clock: Callable[[], float] = time.process_time) -> None:
         self.slots = slots
         #: messages let in per second now
         self.rate = START_RATE
@@ -66,6 +71,7 @@ class StreamShare:
         #: the oldest held future will wake the waiting when it is done
         self._armed = False
         self._clock = clock
+        self._cpu_clock = cpu_clock
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -131,13 +137,14 @@ class StreamShare:
 
     async def _tick(self) -> None:
         """Refill and steer the rate; ends once nothing has waited for a while."""
-        last = self._clock()
+        last, last_cpu = self._clock(), self._cpu_clock()
         idle = 0
         while idle < 200:  # a second without a message waiting
             await asyncio.sleep(TICK_S)
-            now = self._clock()
+            now, cpu = self._clock(), self._cpu_clock()
             elapsed, last = now - last, now
-            if elapsed - TICK_S > MAX_LAG_S:
+            busy, last_cpu = cpu - last_cpu, cpu
+            if elapsed - TICK_S > MAX_LAG_S and busy >= BUSY_SHARE * elapsed:
                 self.rate = max(MIN_RATE, self.rate / 2)
             else:
                 self.rate = min(MAX_RATE, self.rate * 1.05)
