@@ -15,7 +15,9 @@ hits both alike):
 For each round: answers a second, the server's CPU (its process tree's user + system time over
 the round) and their ratio, answers a second per busy core: the figure that says what a
 message costs the server. The median round of each way is reported with the ratio
-stream / unary. Loopback only; the server is stopped by the ``with`` block that started it.
+stream / unary, and where an answer's CPU went: the event loop's thread (gRPC's Python and
+Cython, ours) and the server's other threads (inference, gRPC's own), in microseconds per
+answer. Loopback only; the server is stopped by the ``with`` block that started it.
 """
 from __future__ import annotations
 
@@ -106,26 +108,39 @@ async def _stream(channels: list[grpc.aio.Channel], requests: list[bytes], strea
 
 def _round(target: Target, way: str, args: argparse.Namespace,
            requests: list[bytes]) -> dict[str, float]:
-    async def go() -> tuple[int, int, float, float]:
+    async def go() -> tuple[int, int, float, float, float]:
         channels = _channels(target.address, args.connections)
         for ch in channels:
             await asyncio.wait_for(ch.channel_ready(), timeout=10.0)
-        cpu0, t0 = tree_cpu_seconds(target.proc.popen.pid), time.perf_counter()
+        pid = target.proc.popen.pid
+        cpu0, loop0, t0 = tree_cpu_seconds(pid), _loop_cpu_seconds(pid), time.perf_counter()
         if way == "unary":
             ok, bad = await _unary(channels, requests, args.in_flight, args.seconds)
         else:
             ok, bad = await _stream(channels, requests, args.streams,
                                     max(1, args.in_flight // args.streams), args.seconds)
-        cpu1, t1 = tree_cpu_seconds(target.proc.popen.pid), time.perf_counter()
+        cpu1, loop1, t1 = tree_cpu_seconds(pid), _loop_cpu_seconds(pid), time.perf_counter()
         for ch in channels:
             await ch.close()
-        return ok, bad, cpu1 - cpu0, t1 - t0
+        return ok, bad, cpu1 - cpu0, loop1 - loop0, t1 - t0
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        ok, bad, cpu, wall = runner.run(go())
+        ok, bad, cpu, loop_cpu, wall = runner.run(go())
     per_s = ok / wall
     return {"answers_per_s": per_s, "errors": bad, "server_cores": cpu / wall,
-            "per_core": per_s / (cpu / wall) if cpu > 0 else float("nan")}
+            "per_core": per_s / (cpu / wall) if cpu > 0 else float("nan"),
+            "loop_us": 1e6 * loop_cpu / ok if ok else float("nan"),
+            "other_us": 1e6 * (cpu - loop_cpu) / ok if ok else float("nan")}
+
+
+def _loop_cpu_seconds(pid: int) -> float:
+    """User + system CPU so far of the server's event loop: the main thread of ``pid``
+    (``attribid serve`` with one worker serves in its own process)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,10 +156,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rounds[way].append(_round(target, way, args, requests))
                 last = rounds[way][-1]
                 print(f"  round {r + 1} {way:>6}: {last['answers_per_s']:7.0f}/s on "
-                      f"{last['server_cores']:.2f} cores = {last['per_core']:7.0f}/s per core, "
-                      f"{last['errors']} errors", flush=True)
+                      f"{last['server_cores']:.2f} cores = {last['per_core']:7.0f}/s per core "
+                      f"(event loop {last['loop_us']:.0f} us, other threads "
+                      f"{last['other_us']:.0f} us an answer), {last['errors']} errors", flush=True)
     medians = {w: {k: statistics.median(x[k] for x in rounds[w])
-                   for k in ("answers_per_s", "server_cores", "per_core")} for w in WAYS}
+                   for k in ("answers_per_s", "server_cores", "per_core", "loop_us",
+                             "other_us")} for w in WAYS}
     return {
         "command": args.command, "rounds": rounds, "median": medians,
         "ratio_per_core": medians["stream"]["per_core"] / medians["unary"]["per_core"],
@@ -161,15 +178,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def tables(res: dict[str, Any]) -> list[str]:
     m = res["meta"]
-    lines = ["| way | answers/s | server cores busy | answers/s per core |",
-             "|---|---:|---:|---:|"]
+    lines = ["| way | answers/s | server cores busy | answers/s per core | event loop CPU per "
+             "answer | other threads' CPU per answer |", "|---|---:|---:|---:|---:|---:|"]
     for way in WAYS:
         x = res["median"][way]
         label = ("unary Score" if way == "unary" else
                  f"ScoreStream ({m['streams']} streams, {m['in_flight'] // m['streams']} "
                  "messages unanswered each)")
+        # results saved before the split was measured have no loop_us
+        split = (f"{x['loop_us']:.0f} us | {x['other_us']:.0f} us" if "loop_us" in x
+                 else "- | -")
         lines.append(f"| {label} | {x['answers_per_s']:,.0f} | {x['server_cores']:.2f} | "
-                     f"{x['per_core']:,.0f} |")
+                     f"{x['per_core']:,.0f} | {split} |")
     lines += ["", f"ScoreStream / unary: {res['ratio_per_core']:.2f}x the answers per core, "
               f"{res['ratio_per_s']:.2f}x the answers a second."]
     return lines
@@ -187,7 +207,9 @@ def section(res: dict[str, Any]) -> str:
         f"connections; {m['rounds']} rounds of {m['seconds']:.0f} s per way, alternating, "
         "medians shown. Server cores busy: the server's user + system CPU time over the round "
         "divided by its length (it can exceed 1 when the server's threads run beside each "
-        "other: the spare core is the load generator's).", "",
+        "other: the spare core is the load generator's). Event loop: the CPU time of the "
+        "server's main thread (gRPC's own Python and Cython, and ours) per answer; other "
+        "threads: the rest (inference, gRPC's threads).", "",
         *tables(res), END])
 
 
