@@ -66,9 +66,11 @@ class Scorer:
         # Read once: a swap during this batch takes effect from the next one.
         model = self.model
         if len(journeys) > 1 and self.run_cost is not ONE_RUN:
-            lengths = np.fromiter((min(j.channel.shape[0], self.max_len) for j in journeys),
-                                  np.int64, len(journeys))
-            runs = plan_runs(lengths, self.run_cost)
+            max_len = self.max_len
+            lengths = [min(j.channel.shape[0], max_len) for j in journeys]
+            # journeys of one length make one run (plan_runs would say so, after sorting them)
+            runs = (plan_runs(np.array(lengths, np.int64), self.run_cost)
+                    if min(lengths) != max(lengths) else ())
             if len(runs) > 1:
                 out: list[Scored | None] = [None] * len(journeys)
                 for run in runs:
