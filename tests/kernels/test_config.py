@@ -16,9 +16,10 @@ KERNELS = sorted((ROOT / "kernels" / "attribid" / "kernels").glob("*.py"))
 #: compiled code outside the kernels folder, which uses the same flags
 OTHERS = [ROOT / "models/attribid/models/simulation/simulate.py",
           ROOT / "server/attribid/runtime/spin.py"]
-#: the GIL-holding kernels, by module (the bid kernel, on the event loop's thread); every other
-#: compiled function releases the GIL, the allocation thread's fits and solves included
-HOLDS_GIL = {"bidding"}
+#: the GIL-holding kernels, by module (the bid kernel and the serving checks, on the event
+#: loop's thread); every other compiled function releases the GIL, the allocation thread's
+#: fits and solves included
+HOLDS_GIL = {"bidding", "checks"}
 
 
 def module_name(path: Path) -> str:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from attribid.kernels.config import jit_nogil
+from attribid.kernels.config import jit
 
 OK = 0
 TIMESTAMP_NOT_POSITIVE = 1
@@ -20,13 +20,17 @@ INTERACTION = 5
 DEVICE = 6
 
 
-@jit_nogil
+@jit
 def first_invalid_kernel(ts_ms, cost, interaction, device, latest_ms, max_device):
     """The compiled check itself, for arrays already shaped and typed: it checks nothing else.
 
     ``ts_ms`` int64 [n]; ``cost`` float64, ``interaction`` and ``device`` int32, all [n],
     contiguous; returns ``(code, index)`` as ``first_invalid`` (the wrapper that converts and
     checks shapes) does. The validator calls it on the arrays it has just built.
+
+    It holds the GIL: it runs on the event loop's thread for about half a microsecond, and a
+    GIL released there goes to the inference thread, for the loop to wait until that thread
+    lets go of it again, on every call validated.
 
     >>> first_invalid_kernel(np.array([5, 6]), np.array([0.0, -1.0]), np.ones(2, np.int32),
     ...                      np.zeros(2, np.int32), 10.0, 3)

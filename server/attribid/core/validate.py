@@ -12,20 +12,10 @@ import numpy as np
 from attribid.models.errors import MAX_ECHO, MAX_ID_BYTES, InvalidArgument, check_id, quote
 from attribid.kernels import checks
 from attribid.kernels.checks import first_invalid_kernel
-from attribid.kernels.config import jit
 from attribid.kernels.taxonomy import category_code
 from attribid.core.types import MAX_DEVICE, Journey, RawJourney
 
 __all__ = ["Journey", "RawJourney", "RequestValidator"]
-
-
-
-@jit
-def _first_invalid(ts_ms, cost, interaction, device, latest_ms, max_device):
-    """``first_invalid_kernel``, holding the GIL: it runs on the event loop's thread in half
-    a microsecond, and a GIL released there goes to the inference thread between its runs,
-    for the loop to wait until that thread lets go of it again (on every call validated)."""
-    return first_invalid_kernel(ts_ms, cost, interaction, device, latest_ms, max_device)
 
 
 _MESSAGES = {
@@ -110,7 +100,7 @@ class RequestValidator:
                 self._code(name, f"journey[{i}].channel")
             raise
         latest_ms = (ref_time + self.future_tolerance_s) * 1000.0
-        code, i = _first_invalid(ts_ms, cost, interaction, device, latest_ms, MAX_DEVICE)
+        code, i = first_invalid_kernel(ts_ms, cost, interaction, device, latest_ms, MAX_DEVICE)
         if code != checks.OK:
             field, message = _MESSAGES[code]
             raise InvalidArgument(f"journey[{i}].{field}",
