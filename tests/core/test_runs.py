@@ -2,6 +2,7 @@
 in several runs answers exactly what one run would."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 
@@ -66,6 +67,22 @@ def test_a_batch_split_into_runs_scores_as_one_run_would() -> None:
         assert b.journey is a.journey
         assert b.probability == pytest.approx(a.probability, abs=1e-6)
         np.testing.assert_allclose(b.credit, a.credit, atol=1e-6)
+
+
+def test_a_journey_alone_scores_as_it_does_in_a_batch() -> None:
+    now = time.time()
+    rng = np.random.default_rng(4)
+    scorer = Scorer(load_model(None), 6, 64)
+    journeys = [_synthetic(rng, scorer.n_channels, n, now) for n in (1, 7, 64, 30)]
+    together = scorer.infer_batch(journeys)  # never timed: one run, padded to 64
+    for j, batched in zip(journeys, together):
+        cost = j.cost.copy()
+        cost.flags.writeable = False  # a caller's read-only array is scored all the same
+        alone = scorer.infer_batch([dataclasses.replace(j, cost=cost)])
+        assert len(alone) == 1 and alone[0].model_version == batched.model_version
+        assert alone[0].probability == pytest.approx(batched.probability, abs=1e-6)
+        np.testing.assert_allclose(alone[0].credit, batched.credit, atol=1e-6)
+        assert alone[0].credit.sum() == pytest.approx(1.0)
 
 
 def test_warm_up_fits_a_usable_cost_model() -> None:

@@ -57,6 +57,10 @@ class Scorer:
         self._features = np.zeros(max_batch * self.max_len * N_FEATURES, np.float32)
         self._mask = np.zeros(max_batch * self.max_len, np.float32)
         self._lengths = np.zeros(max_batch, np.int64)
+        # A batch of one's offsets, category and reference time, filled in place per run
+        self._one_offsets = np.zeros(2, np.int64)
+        self._one_category = np.zeros(1, np.int32)
+        self._one_ref_time = np.zeros(1, np.float64)
         #: what one run costs on the served model: a batch of mixed lengths is split into
         #: runs of similar lengths when that is cheaper (attribid.core.runs); fitted at warm-up
         self.run_cost: RunCost = ONE_RUN
@@ -83,6 +87,8 @@ class Scorer:
     def _run(self, model: OnnxModel, journeys: Sequence[Journey]) -> list[Scored]:
         """One onnxruntime run over ``journeys``, padded to the longest."""
         b = len(journeys)
+        if b == 1:
+            return [self._run_one(model, journeys[0])]
         lengths = [j.channel.shape[0] for j in journeys]
         offsets = np.zeros(b + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -105,6 +111,29 @@ class Scorer:
         version = model.info.version
         return [Scored(j, float(conversion[k]), shares[k], model_version=version)
                 for k, j in enumerate(journeys)]
+
+    def _run_one(self, model: OnnxModel, j: Journey) -> Scored:
+        """``_run`` for one journey, as every call at low load is run: its own arrays go to
+        the kernels, without a batch's concatenations and per-journey lists, which cost a
+        lone call twice the Python around its run."""
+        n = j.channel.shape[0]
+        steps = min(n, self.max_len)
+        offsets = self._one_offsets
+        offsets[1] = n
+        self._one_category[0] = j.category
+        self._one_ref_time[0] = j.ref_time
+        cost = j.cost
+        if not cost.flags.writeable:  # the caller's array: the kernels are compiled for writable ones
+            cost = cost.copy()
+        features = self._features[: steps * N_FEATURES].reshape(1, steps, N_FEATURES)
+        mask = self._mask[:steps].reshape(1, steps)
+        featurize_kernel(offsets, j.channel, j.timestamp, j.interaction, cost, j.device,
+                         self._one_category, self._one_ref_time, self.max_len, features, mask,
+                         self._lengths)
+        conversion, credit, _attention = model.run(features, mask)
+        shares = np.empty(credit.shape, np.float64)
+        shares_over_present_kernel(credit, offsets, j.channel, shares)
+        return Scored(j, float(conversion[0]), shares[0], model_version=model.info.version)
 
     def fallback(self, journey: Journey, reason: str) -> Scored:
         info = self.model.info
