@@ -213,8 +213,10 @@ def intro(sizes: Sizes) -> list[str]:
         f"Sizes: {sizes.seeds} seeds per market, {sizes.days} days per run, {sizes.shoppers:,} "
         f"shoppers, a daily budget of {sizes.shoppers * BUDGET_PER_SHOPPER:,.0f}; the network is "
         f"trained once per market on {sizes.warmup_journeys:,} warm-up journeys of that market "
-        f"(static split, a seed no compared run uses; {sizes.epochs} conversion and "
-        f"{sizes.distill_epochs} credit epochs, {sizes.distill_journeys:,} distilled journeys). "
+        f"(static split, a seed no compared run uses; `attribid train`'s recipe: at most "
+        f"{sizes.epochs} conversion epochs, stopped on the held-out log-loss, "
+        f"{sizes.distill_epochs} credit epochs, {sizes.distill_journeys:,} distilled journeys, "
+        "and the credit blend with data-driven Shapley chosen on held-out journeys). "
         "± is a 95 % t interval over seeds; every "
         "strategy of a seed meets the same shoppers and random draws, so ratios are paired.", "",
         "Each day the loop's attribution method credits the day's converting journeys (markov "
