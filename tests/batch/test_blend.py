@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attribid.models.attribution.classic import attribute_journeys
+from attribid.models.attribution.classic import (
+    attribute_journeys, journey_masks, shapley_set_values,
+)
 from attribid.models.network.blend import (
-    WEIGHT_GRID, blended_credit, choose_weight, journey_masks, set_credit_table, set_values,
+    WEIGHT_GRID, blended_credit, choose_weight, set_credit_table,
 )
 from attribid.models.network.config import TrainConfig
 from attribid.models.simulation.simulate import WORLDS, simulate
@@ -29,7 +31,7 @@ def test_the_weight_follows_the_better_predictor() -> None:
 
 def test_the_set_table_holds_data_driven_shapley() -> None:
     journeys, _ = simulate(WORLDS["balanced"], 3000, seed=4)
-    v = set_values(journeys)
+    v = shapley_set_values(journeys)
     table = set_credit_table(v, len(journeys.channels))
     masks = journey_masks(journeys)
     conv = np.flatnonzero(journeys.converted)
@@ -55,7 +57,7 @@ def test_the_exported_graph_blends_as_the_numpy_reference(tmp_path) -> None:
     n = len(journeys.channels)
     torch.manual_seed(0)
     net = AttributionNet(n).eval()
-    table = set_credit_table(set_values(journeys), n)
+    table = set_credit_table(shapley_set_values(journeys), n)
     net.set_credit_blend(torch.from_numpy(table), 0.4, 0.02)
     features, mask = featurize_journeys(journeys, 64)
     with torch.no_grad():

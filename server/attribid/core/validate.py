@@ -17,7 +17,6 @@ from attribid.core.types import MAX_DEVICE, Journey, RawJourney
 
 __all__ = ["Journey", "RawJourney", "RequestValidator"]
 
-
 _MESSAGES = {
     checks.TIMESTAMP_NOT_POSITIVE: ("timestamp_ms", "must be > 0 (epoch ms)"),
     checks.TIMESTAMP_ORDER: ("timestamp_ms", "earlier than {prev}: journeys are oldest first"),

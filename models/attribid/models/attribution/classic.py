@@ -286,13 +286,20 @@ def shapley_set_values(journeys: Journeys, weight: np.ndarray | None = None) -> 
     >>> v.shape, float(v[0])
     ((128,), 0.0)
     """
-    masks = _masks(journeys)
+    masks = journey_masks(journeys)
     return _set_values(masks, journeys.converted,
                        np.ones(journeys.n_journeys) if weight is None else weight,
                        len(journeys.channels))
 
 
-def _masks(journeys: Journeys) -> np.ndarray:
+def journey_masks(journeys: Journeys) -> np.ndarray:
+    """Each journey's channel bitmask (bit c: channel c touched), int64 [J].
+
+    >>> from attribid.models.data.loader import load_journeys
+    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
+    >>> journey_masks(js).shape == (js.n_journeys,)
+    True
+    """
     n_channels = len(journeys.channels)
     if n_channels > MAX_SET_CHANNELS:
         raise ValueError(f"shapley supports at most {MAX_SET_CHANNELS} channels, "
@@ -337,7 +344,7 @@ def set_shares(sets: np.ndarray, value: np.ndarray, n_channels: int) -> np.ndarr
 
 def _shapley_credit(journeys: Journeys) -> np.ndarray:
     n_channels = len(journeys.channels)
-    masks = _masks(journeys)
+    masks = journey_masks(journeys)
     value = _set_values(masks, journeys.converted, np.ones(journeys.n_journeys), n_channels)
     rows = np.flatnonzero(journeys.converted & (journeys.lengths() > 0))
     sets, inverse = np.unique(masks[rows], return_inverse=True)
@@ -448,7 +455,7 @@ def totals_for_weights(journeys: Journeys, method: str, **options: Any
             return Totals(wc.sum() * markov_shares(effects.conversion),
                           (wc * journeys.value).sum() * markov_shares(effects.value))
         return markov
-    masks = _masks(journeys)
+    masks = journey_masks(journeys)
     sets, inverse = np.unique(masks[counted], return_inverse=True)
     inverse = inverse.ravel()
 

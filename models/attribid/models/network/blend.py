@@ -3,9 +3,10 @@
 Shapley values are linear in the game, so the Shapley credit of the mixed value function
 ``w * p_net(S) + (1 - w) * v(S)`` is ``w`` times the network's plus ``1 - w`` times
 data-driven Shapley's (v(S): the conversion rate of the journeys whose channel set is S,
-attribution.classic). The weight ``w`` is the one under which that mixture best predicts the
-held-out journeys' conversions (log-likelihood): a choice made on the user's own journeys,
-so ``attribid train`` on real data does what it does in an evaluation.
+attribution.classic.shapley_set_values). The weight ``w`` is the one under which that
+mixture best predicts the held-out journeys' conversions (log-likelihood): a choice made on
+the user's own journeys, so ``attribid train`` on real data does what it does in an
+evaluation.
 
 Served, the blend costs one table lookup: every channel set's data-driven Shapley values
 sit in a ``[2 ** C, C]`` table inside the ONNX graph (architecture.AttributionNet), indexed
@@ -17,10 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attribid.kernels.classic import channel_masks
 from attribid.kernels.shapley import set_shapley
-from attribid.models.attribution.classic import set_values_of_counts
-from attribid.models.data.journeys import Journeys
 
 #: the weights tried, network's share of the served credit
 WEIGHT_GRID = tuple(round(0.1 * k, 1) for k in range(11))
@@ -43,34 +41,6 @@ class BlendChoice:
         return {"weight": self.weight, "chosen_by": "held-out log-likelihood of the mixture",
                 "log_likelihood": {f"{w:.1f}": round(ll, 6)
                                    for w, ll in self.log_likelihood.items()}}
-
-
-def journey_masks(journeys: Journeys) -> np.ndarray:
-    """Each journey's channel bitmask (bit c: channel c touched), int64 [J].
-
-    >>> from attribid.models.data.loader import load_journeys
-    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
-    >>> journey_masks(js).shape == (js.n_journeys,)
-    True
-    """
-    return channel_masks(journeys.offsets, journeys.channel, len(journeys.channels))
-
-
-def set_values(journeys: Journeys, index: np.ndarray | None = None) -> np.ndarray:
-    """Data-driven Shapley's game over ``journeys[index]`` (all when None): float64 [2 ** C].
-
-    >>> from attribid.models.data.loader import load_journeys
-    >>> js = load_journeys("tests/data/touchpoints.csv", "tests/data/conversions.csv")
-    >>> v = set_values(js); v.shape, float(v[0])
-    ((128,), 0.0)
-    """
-    masks = journey_masks(journeys)
-    converted = journeys.converted.astype(np.float64)
-    if index is not None:
-        masks, converted = masks[index], converted[index]
-    size = 1 << len(journeys.channels)
-    seen = np.bincount(masks, minlength=size).astype(np.float64)
-    return set_values_of_counts(seen, np.bincount(masks, weights=converted, minlength=size))
 
 
 def choose_weight(p_network: np.ndarray, v_set: np.ndarray, converted: np.ndarray,

@@ -39,9 +39,8 @@ from attribid.models.data.journeys import Journeys
 from attribid.models.network.dataset import (
     featurize_journeys, reference_times, single_touches, truncate,
 )
-from attribid.models.network.blend import (
-    choose_weight, journey_masks, set_credit_table, set_values,
-)
+from attribid.models.attribution.classic import journey_masks, shapley_set_values
+from attribid.models.network.blend import choose_weight, set_credit_table
 from attribid.models.network.distill import (
     credit_shares, network_shapley, shapley_from_values, subset_values,
 )
@@ -174,7 +173,9 @@ def _blend_stage(net: AttributionNet, journeys: Journeys, ref: np.ndarray, train
         return {"weight": 1.0, "chosen_by": "no held-out conversion"}
     else:
         conv, _ = predict_batches(net, journeys.subset(hold), config.max_len, ref_time=ref[hold])
-        v_train = set_values(journeys, train)
+        in_train = np.zeros(journeys.n_journeys)
+        in_train[train] = 1.0
+        v_train = shapley_set_values(journeys, weight=in_train)
         choice = choose_weight(conv, v_train[journey_masks(journeys)[hold]],
                                journeys.converted[hold])
         weight, summary = choice.weight, choice.summary()
@@ -185,7 +186,7 @@ def _blend_stage(net: AttributionNet, journeys: Journeys, ref: np.ndarray, train
     if weight < 1.0:
         # The served table is built on every journey, held-out ones included: the weight
         # was chosen, the data can all be used.
-        table = set_credit_table(set_values(journeys), len(journeys.channels))
+        table = set_credit_table(shapley_set_values(journeys), len(journeys.channels))
         net.set_credit_blend(torch.from_numpy(table), weight, baseline)
     return summary
 
@@ -222,7 +223,7 @@ def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
     """
     net.eval()
     ref = reference_times(journeys) if ref_time is None else ref_time
-    conv, credit = predict_batches(net, journeys, max_len, ref_time=ref, own_credit=True)
+    conv, credit = predict_batches(net.without_credit_blend(), journeys, max_len, ref_time=ref)
     y = journeys.converted
     out: dict[str, float] = {"auc": auc(y, conv), "log_loss": log_loss(y, conv),
                              "journeys": float(journeys.n_journeys)}
@@ -237,10 +238,9 @@ def holdout_metrics(net: AttributionNet, journeys: Journeys, max_len: int,
 
 
 def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
-                    batch: int = 1024, ref_time: np.ndarray | None = None,
-                    own_credit: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Conversion probabilities [J] and served credit [J, C] from the PyTorch network
-    (``own_credit``: the network's credit before any blend).
+                    batch: int = 1024,
+                    ref_time: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Conversion probabilities [J] and served credit [J, C] from the PyTorch network.
 
     >>> from attribid.models.simulation.simulate import WORLDS, simulate
     >>> js, _ = simulate(WORLDS["balanced"], 200, seed=1)
@@ -256,12 +256,7 @@ def predict_batches(net: AttributionNet, journeys: Journeys, max_len: int,
         for lo in range(0, journeys.n_journeys, batch):
             idx = np.arange(lo, min(lo + batch, journeys.n_journeys))
             f, m = featurize_journeys(journeys.subset(idx), max_len, ref_time=ref[idx])
-            f_t, m_t = torch.from_numpy(f), torch.from_numpy(m)
-            if own_credit:
-                logit, scores, present, _ = net.heads(f_t, m_t)
-                p, c = torch.sigmoid(logit), normalise_credit(scores, present)
-            else:
-                p, c, _ = net(f_t, m_t)
+            p, c, _ = net(torch.from_numpy(f), torch.from_numpy(m))
             conv[idx], credit[idx] = p.double().numpy(), c.double().numpy()
     return conv, credit
 
