@@ -88,52 +88,44 @@ class Scorer:
         """One onnxruntime run over ``journeys``, padded to the longest."""
         b = len(journeys)
         if b == 1:
-            return [self._run_one(model, journeys[0])]
-        lengths = [j.channel.shape[0] for j in journeys]
-        offsets = np.zeros(b + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        steps = min(max(lengths), self.max_len)
+            # As every call at low load is run: the journey's own arrays go to the kernels,
+            # without a batch's concatenations and per-journey lists, which cost a lone call
+            # twice the Python around its run.
+            j = journeys[0]
+            offsets = self._one_offsets
+            offsets[1] = longest = j.channel.shape[0]
+            self._one_category[0] = j.category
+            self._one_ref_time[0] = j.ref_time
+            cost = j.cost
+            # The caller's array: the kernels are compiled for writable ones.
+            cost = cost if cost.flags.writeable else cost.copy()
+            channel = j.channel
+            columns = (j.timestamp, j.interaction, cost, j.device, self._one_category,
+                       self._one_ref_time)
+        else:
+            lengths = [j.channel.shape[0] for j in journeys]
+            offsets = np.zeros(b + 1, np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            longest = max(lengths)
+            cat = np.concatenate
+            channel = cat([j.channel for j in journeys])
+            columns = (cat([j.timestamp for j in journeys]),
+                       cat([j.interaction for j in journeys]), cat([j.cost for j in journeys]),
+                       cat([j.device for j in journeys]),
+                       np.fromiter((j.category for j in journeys), np.int32, b),
+                       np.fromiter((j.ref_time for j in journeys), np.float64, b))
+        steps = min(longest, self.max_len)
         features = self._features[: b * steps * N_FEATURES].reshape(b, steps, N_FEATURES)
         mask = self._mask[: b * steps].reshape(b, steps)
-        cat = np.concatenate
-        channel = cat([j.channel for j in journeys])
         # Inputs were checked by the validator, so the kernel is called directly
         # (the public wrapper's checks cost more than the kernel at batch 1).
-        featurize_kernel(offsets, channel, cat([j.timestamp for j in journeys]),
-                         cat([j.interaction for j in journeys]), cat([j.cost for j in journeys]),
-                         cat([j.device for j in journeys]),
-                         np.fromiter((j.category for j in journeys), np.int32, b),
-                         np.fromiter((j.ref_time for j in journeys), np.float64, b),
-                         self.max_len, features, mask, self._lengths)
+        featurize_kernel(offsets, channel, *columns, self.max_len, features, mask, self._lengths)
         conversion, credit, _attention = model.run(features, mask)
         shares = np.empty(credit.shape, np.float64)
         shares_over_present_kernel(credit, offsets, channel, shares)
         version = model.info.version
         return [Scored(j, float(conversion[k]), shares[k], model_version=version)
                 for k, j in enumerate(journeys)]
-
-    def _run_one(self, model: OnnxModel, j: Journey) -> Scored:
-        """``_run`` for one journey, as every call at low load is run: its own arrays go to
-        the kernels, without a batch's concatenations and per-journey lists, which cost a
-        lone call twice the Python around its run."""
-        n = j.channel.shape[0]
-        steps = min(n, self.max_len)
-        offsets = self._one_offsets
-        offsets[1] = n
-        self._one_category[0] = j.category
-        self._one_ref_time[0] = j.ref_time
-        cost = j.cost
-        if not cost.flags.writeable:  # the caller's array: the kernels are compiled for writable ones
-            cost = cost.copy()
-        features = self._features[: steps * N_FEATURES].reshape(1, steps, N_FEATURES)
-        mask = self._mask[:steps].reshape(1, steps)
-        featurize_kernel(offsets, j.channel, j.timestamp, j.interaction, cost, j.device,
-                         self._one_category, self._one_ref_time, self.max_len, features, mask,
-                         self._lengths)
-        conversion, credit, _attention = model.run(features, mask)
-        shares = np.empty(credit.shape, np.float64)
-        shares_over_present_kernel(credit, offsets, j.channel, shares)
-        return Scored(j, float(conversion[0]), shares[0], model_version=model.info.version)
 
     def fallback(self, journey: Journey, reason: str) -> Scored:
         info = self.model.info
